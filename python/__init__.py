@@ -1,0 +1,1 @@
+"""Engines written against Python frameworks; installed as ``bridge.engines``."""
