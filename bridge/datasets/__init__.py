@@ -22,8 +22,9 @@ class Dataset:
     """Where the data came from, in words (a file, a URL, a package)."""
     split: str
     """How train and test were separated, in words."""
-    official_split: bool
-    """False when the train/test split is not the one the data set's authors publish."""
+    official_split: bool | None
+    """True: the split the data set's authors publish; False: they publish one and this is another;
+    None: they publish none."""
 
     @property
     def is_image(self) -> bool:
@@ -33,3 +34,36 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one example: ``(F,)`` or ``(C, H, W)``."""
         return tuple(self.x_train.shape[1:])
+
+
+def load(spec) -> Dataset:
+    """The data set a :class:`bridge.spec.Spec` names, cut to ``train_size`` / ``test_size``."""
+    if spec.dataset == "iris":
+        from . import iris
+        data = iris.load(spec.seed)
+    elif spec.dataset == "fashion-mnist":
+        from . import fashion_mnist
+        cache = None
+        if spec.data_dir:
+            from pathlib import Path
+            cache = Path(spec.data_dir).expanduser() / "fashion-mnist"
+        data = fashion_mnist.load(cache, source=spec.data_source)
+    else:
+        from . import synthetic
+        data = synthetic.load(spec.synthetic_input_shape(), spec.synthetic_samples, spec.classes, spec.seed)
+    return _cut(data, spec.train_size, spec.test_size)
+
+
+def _cut(data: Dataset, n_train: int, n_test: int) -> Dataset:
+    if not n_train and not n_test:
+        return data
+    from dataclasses import replace
+    n_train = n_train or len(data.y_train)
+    n_test = n_test or len(data.y_test)
+    return replace(
+        data,
+        x_train=data.x_train[:n_train], y_train=data.y_train[:n_train],
+        x_test=data.x_test[:n_test], y_test=data.y_test[:n_test],
+        split=f"{data.split}; first {min(n_train, len(data.y_train))} train / "
+              f"{min(n_test, len(data.y_test))} test examples used",
+    )

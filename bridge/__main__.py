@@ -1,0 +1,4 @@
+from .compare import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,155 @@
+"""The batch plan: every epoch's batches, materialised once, that every engine maps.
+
+For epoch ``e`` a seeded permutation of the training split orders the examples; the permuted inputs
+and labels are written to ``x_train.eNNNN.npy`` / ``y_train.eNNNN.npy`` and opened memory-mapped by
+every engine. Batch ``b`` of an epoch is rows ``[b*B, (b+1)*B)``, a contiguous slice; the partial
+last batch is kept, identically for every engine. No engine builds or shuffles its own batches.
+
+Inputs are C-contiguous float32, ``(N, F)`` or NCHW ``(N, C, H, W)`` (Julia reads them as ``F×N`` /
+WHCN without a copy); labels are int32, 0-based. ``plan.json`` records shapes and the CRC-32C of
+every batch (inputs bytes, then labels bytes), which engines recompute over what they trained on.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import crc32c
+import numpy as np
+
+from . import weights as weights_io
+from .datasets import Dataset
+from .models import parameter_shapes
+
+PLAN_VERSION = 1
+MAX_BYTES = int(float(os.environ.get("BRIDGE_PLAN_MAX_GIB", "16")) * 2**30)
+
+
+class PlanTooLarge(ValueError):
+    pass
+
+
+def batch_checksum(x: np.ndarray, y: np.ndarray) -> str:
+    """CRC-32C of a batch's input bytes followed by its label bytes, as 8 hex digits."""
+    return f"{crc32c.crc32c(np.ascontiguousarray(y).data, value=crc32c.crc32c(np.ascontiguousarray(x).data)):08x}"
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng((seed, 2, epoch)).permutation(n)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    root: Path
+    meta: dict
+
+    @property
+    def epochs(self) -> int:
+        return self.meta["epochs"]
+
+    @property
+    def batch_size(self) -> int:
+        return self.meta["batch_size"]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.meta["steps_per_epoch"]
+
+    def epoch(self, e: int) -> tuple[np.ndarray, np.ndarray]:
+        """Epoch ``e`` (0-based): memory-mapped inputs and labels in training order."""
+        return (np.load(self.root / f"x_train.e{e:04d}.npy", mmap_mode="r"),
+                np.load(self.root / f"y_train.e{e:04d}.npy", mmap_mode="r"))
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The whole ``train`` or ``test`` split, unshuffled, memory-mapped (for evaluation)."""
+        return (np.load(self.root / f"x_{name}.npy", mmap_mode="r"),
+                np.load(self.root / f"y_{name}.npy", mmap_mode="r"))
+
+    def batch_slices(self) -> list[slice]:
+        n, b = self.meta["n_train"], self.batch_size
+        return [slice(i, min(i + b, n)) for i in range(0, n, b)]
+
+    def batches(self, e: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        x, y = self.epoch(e)
+        for s in self.batch_slices():
+            yield x[s], y[s]
+
+    def expected_checksums(self, e: int) -> list[str]:
+        return self.meta["checksums"][e]
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return weights_io.load(self.root / "weights", list(self.meta["parameters"]))
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, np.ascontiguousarray(array))
+    os.replace(tmp, path)
+
+
+def build(data: Dataset, spec, root: Path, initial: dict[str, np.ndarray]) -> BatchPlan:
+    """Write the plan for ``spec`` over ``data`` into folder ``root`` and return it.
+
+    ``initial`` are the initial weights (neutral layout), stored beside the batches.
+    """
+    n = len(data.y_train)
+    per_epoch = data.x_train.nbytes + data.y_train.nbytes
+    total = per_epoch * spec.epochs
+    if total > MAX_BYTES:
+        raise PlanTooLarge(
+            f"the batch plan would take {total / 2**30:.1f} GiB ({spec.epochs} epochs x "
+            f"{per_epoch / 2**20:.0f} MiB); lower --epochs or --train_size, or raise BRIDGE_PLAN_MAX_GIB")
+    root.mkdir(parents=True, exist_ok=True)
+    checksums = []
+    steps = -(-n // spec.batch_size)
+    for e in range(spec.epochs):
+        order = epoch_permutation(spec.seed, e, n)
+        x, y = data.x_train[order], data.y_train[order]
+        _save(root / f"x_train.e{e:04d}.npy", x)
+        _save(root / f"y_train.e{e:04d}.npy", y)
+        checksums.append([batch_checksum(x[i:i + spec.batch_size], y[i:i + spec.batch_size])
+                          for i in range(0, n, spec.batch_size)])
+    for split in ("train", "test"):
+        _save(root / f"x_{split}.npy", getattr(data, f"x_{split}"))
+        _save(root / f"y_{split}.npy", getattr(data, f"y_{split}"))
+    weights_io.save(initial, root / "weights")
+    meta = {
+        "version": PLAN_VERSION,
+        "spec_hash": spec.hash(),
+        "dataset": data.name,
+        "model": spec.model,
+        "input_shape": list(data.input_shape),
+        "classes": data.classes,
+        "n_train": n,
+        "n_test": len(data.y_test),
+        "epochs": spec.epochs,
+        "batch_size": spec.batch_size,
+        "steps_per_epoch": steps,
+        "layout": "NCHW float32 (Julia WHCN)" if data.is_image else "(N, F) float32 (Julia F x N)",
+        "parameters": {k: list(v.shape) for k, v in initial.items()},
+        "data_source": data.source,
+        "data_split": data.split,
+        "official_split": data.official_split,
+        "checksums": checksums,
+    }
+    tmp = root / "plan.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, root / "plan.json")
+    return BatchPlan(root, meta)
+
+
+def open_plan(root: Path) -> BatchPlan:
+    return BatchPlan(Path(root), json.loads((Path(root) / "plan.json").read_text()))
+
+
+def prepare(spec, root: Path) -> tuple[BatchPlan, Dataset]:
+    """Load the data set the spec names, generate the initial weights, write the plan."""
+    from . import datasets
+    from .weights import glorot_uniform
+
+    data = datasets.load(spec)
+    shapes = parameter_shapes(spec.model, spec.dataset, data.input_shape, data.classes)
+    return build(data, spec, root, glorot_uniform(shapes, spec.seed)), data

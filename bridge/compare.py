@@ -1,0 +1,110 @@
+"""``python -m bridge.compare``: run one experiment in several engines on the same batches and weights.
+
+A thin shell over :func:`bridge.runner.run`. Every spec field is an option of the same name; a TOML
+config file (``--config``) gives defaults that options override. Bad input exits 2 with one line; an
+engine that failed or was unavailable makes the exit code 1, after every other result is written.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import MISSING
+from pathlib import Path
+
+from . import registry
+from .spec import FIELDS, Spec, SpecError, from_mapping, load_toml
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
+        self.exit(EXIT_USAGE, f"bridge.compare: error: {message} (see --help)\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m bridge.compare",
+                description="Run the same deep-learning experiment in several engines (tf.keras, a NumPy "
+                            "reference, ...) on the same batches and initial weights, and compare loss "
+                            "curves, accuracy and time per epoch.")
+    p.add_argument("--config", metavar="FILE", help="TOML file with spec fields (options given here win)")
+    p.add_argument("--out", metavar="DIR", default="results",
+                   help="folder for results.csv, summary.json, checksums.csv, spec.toml and the batch plan "
+                        "(default: ./results)")
+    p.add_argument("--quiet", action="store_true", help="print only the summary table and errors")
+    spec_group = p.add_argument_group("experiment spec (defaults shown)")
+    for name, f in FIELDS.items():
+        default = f.default if f.default is not MISSING else None
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+        spec_group.add_argument(*flags, dest=name, default=None, metavar=name.split("_")[-1].upper(),
+                                help=f"{f.metadata.get('help', '')} (default: {shown if shown != '' else 'none'})")
+    return p
+
+
+def spec_from_args(args: argparse.Namespace) -> Spec:
+    base = load_toml(args.config) if args.config else Spec()
+    given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
+    return from_mapping(given, base, origin="the command line")
+
+
+def _check_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise UsageError(f"output folder {str(out)!r} is not writable ({e.strerror}); give a writable --out") from None
+
+
+def _progress(quiet: bool):
+    def on_outcome(o) -> None:
+        if o.ok and not quiet:
+            last = o.epochs[-1] if o.epochs else {}
+            print(f"  {o.run.label} repeat {o.repeat + 1}: {len(o.epochs)} epochs in {o.wall_s:.1f} s, "
+                  f"test accuracy {last.get('test_accuracy', float('nan')):.3f}", flush=True)
+        elif not o.ok:
+            print(f"  {o.message}", file=sys.stderr, flush=True)
+    return on_outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import results, runner
+
+    args = parser().parse_args(argv)
+    try:
+        spec = spec_from_args(args)
+        registry.resolve(spec.engines)  # unknown engines and modes are usage errors
+        out = Path(args.out)
+        _check_out(out)
+    except (SpecError, registry.EngineError, UsageError) as e:
+        print(f"bridge.compare: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.quiet:
+        print(f"bridge: {spec.dataset} {spec.model}, {spec.optimizer} lr={spec.learning_rate:g}, batch "
+              f"{spec.batch_size}, {spec.epochs} epochs, {spec.repeats} repeat(s), device {spec.device}, "
+              f"threads {runner.resolve_threads(spec)} -> {out}", flush=True)
+    try:
+        res = runner.run(spec, out, on_outcome=_progress(args.quiet))
+    except (OSError, ValueError) as e:  # data that cannot be had, a plan too large
+        print(f"bridge.compare: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    for o in res.outcomes:
+        if o.status == "unavailable":
+            print(f"  unavailable: {o.message}", file=sys.stderr)
+    print(results.format_table(res.summary))
+    for w in res.warnings:
+        if not args.quiet:
+            print(f"warning: {w}", file=sys.stderr)
+    if not args.quiet:
+        print(f"results written to {res.out}/ (results.csv, summary.json, checksums.csv, spec.toml)")
+    return EXIT_FAILED if res.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

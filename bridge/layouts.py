@@ -1,0 +1,96 @@
+"""Layout conversions between the neutral (Keras) layout and the other engines' layouts.
+
+The one place where axes are reordered. NumPy is row-major and Julia column-major, so a C-order
+NumPy array of shape ``(a, b, c)`` *is*, byte for byte, a Julia array of size ``(c, b, a)``; the
+``julia_*`` functions therefore return F-order arrays whose NumPy shape equals the Julia size, which
+PythonCall hands over without a copy.
+
+- Data: vectors ``(N, F)`` C-order = Julia ``F×N``; images NCHW C-order = Julia WHCN.
+  Keras wants NHWC, so :func:`nchw_to_nhwc` is a copy made once per epoch, outside timed regions.
+- Dense: Keras kernel ``(in, out)``; Flux/Knet weight ``(out, in)``.
+- Conv: Keras HWIO ``(kH, kW, Cin, Cout)``; Flux ``CrossCor`` / Knet ``conv4(mode=1)`` weight
+  ``(kW, kH, Cin, Cout)``. Both compute cross-correlation, so no kernel flip (a Flux ``Conv`` or
+  Knet ``conv4(mode=0)`` would need :func:`flip_spatial` on top).
+- Flatten: Keras flattens NHWC as ``(h*W + w)*C + c``; Julia flattens WHCN as ``w + W*h + W*H*c``.
+  :func:`dense_rows_nhwc_to_whcn` reorders the rows of the first Dense kernel once, so the Julia model
+  can flatten natively.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def nchw_to_nhwc(x: np.ndarray) -> np.ndarray:
+    """``(N, C, H, W)`` → C-contiguous ``(N, H, W, C)``."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def nhwc_to_nchw(x: np.ndarray) -> np.ndarray:
+    """``(N, H, W, C)`` → C-contiguous ``(N, C, H, W)``."""
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def julia_dense(kernel: np.ndarray) -> np.ndarray:
+    """Keras ``(in, out)`` → Julia ``(out, in)`` (F-order; a view when ``kernel`` is C-order)."""
+    return np.asfortranarray(kernel.T)
+
+
+def keras_dense(weight: np.ndarray) -> np.ndarray:
+    """Julia ``(out, in)`` → Keras ``(in, out)``."""
+    return np.ascontiguousarray(weight.T)
+
+
+def julia_conv(kernel: np.ndarray) -> np.ndarray:
+    """Keras HWIO ``(kH, kW, Cin, Cout)`` → Julia ``(kW, kH, Cin, Cout)`` for cross-correlation."""
+    return np.asfortranarray(kernel.transpose(1, 0, 2, 3))
+
+
+def keras_conv(weight: np.ndarray) -> np.ndarray:
+    """Julia ``(kW, kH, Cin, Cout)`` → Keras HWIO."""
+    return np.ascontiguousarray(weight.transpose(1, 0, 2, 3))
+
+
+def flip_spatial(kernel: np.ndarray) -> np.ndarray:
+    """Reverse both spatial axes: turns a cross-correlation kernel into a true-convolution one
+    (and back), for either layout since both put the spatial axes first."""
+    return np.ascontiguousarray(kernel[::-1, ::-1])
+
+
+def dense_rows_nhwc_to_whcn(kernel: np.ndarray, feature_shape: tuple[int, int, int]) -> np.ndarray:
+    """Reorder the rows of a Dense kernel ``(H*W*C, out)`` that reads an NHWC flatten so that it
+    reads a WHCN (column-major) flatten instead. ``feature_shape`` is ``(H, W, C)``."""
+    h, w, c = feature_shape
+    out = kernel.shape[1]
+    # row r of the result is WHCN index w + W*h + W*H*c: an F-order flatten of axes (w, h, c)
+    return kernel.reshape(h, w, c, out).transpose(1, 0, 2, 3).reshape(w * h * c, out, order="F")
+
+
+def dense_rows_whcn_to_nhwc(kernel: np.ndarray, feature_shape: tuple[int, int, int]) -> np.ndarray:
+    """Inverse of :func:`dense_rows_nhwc_to_whcn`."""
+    h, w, c = feature_shape
+    out = kernel.shape[1]
+    return np.ascontiguousarray(kernel.reshape(w, h, c, out, order="F").transpose(1, 0, 2, 3)
+                                .reshape(h * w * c, out))
+
+
+def to_julia(weights: dict[str, np.ndarray], feature_shape: tuple[int, int, int] | None = None
+             ) -> dict[str, np.ndarray]:
+    """Every parameter in the Flux/Knet layout (F-order arrays whose shape is the Julia size).
+
+    ``feature_shape`` ``(H', W', C')`` is needed for a model with convolutions: the first Dense after
+    them gets its rows reordered for the WHCN flatten. Biases are unchanged.
+    """
+    out = {}
+    has_conv = any(k.startswith("conv_") for k in weights)
+    for name, array in weights.items():
+        if name.endswith("/bias"):
+            out[name] = array
+        elif name.startswith("conv_"):
+            out[name] = julia_conv(array)
+        elif name == "dense_0/kernel" and has_conv:
+            if feature_shape is None:
+                raise ValueError("feature_shape is needed to reorder dense_0 after convolutions")
+            out[name] = julia_dense(dense_rows_nhwc_to_whcn(array, feature_shape))
+        else:
+            out[name] = julia_dense(array)
+    return out

@@ -1,0 +1,164 @@
+"""Results are data: one tidy long-format DataFrame, an environment fingerprint and a summary.
+
+Files under ``--out`` (each written atomically): ``results.csv`` (one row per measured value),
+``summary.json`` (spec, fingerprints, per-engine status and errors, the summary table, warnings),
+``checksums.csv`` (every batch each engine trained on) and ``spec.toml``.
+
+Metrics in ``results.csv``: ``step_loss`` (split train, one per step, the loss of the batch before its
+update), ``loss`` and ``accuracy`` (split train / test, after each epoch, on the whole split),
+``epoch_s`` (split timing, seconds per training epoch, evaluation excluded), ``import_s`` and
+``build_s`` (split timing, once per run).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import fingerprint
+
+ID_COLUMNS = ["engine", "mode", "framework", "framework_version", "device", "threads", "dataset", "model",
+              "optimizer", "repeat"]
+FINGERPRINT_COLUMNS = ["spec_hash", "git_commit", "python", "numpy", "cpu"]
+COLUMNS = ID_COLUMNS + ["epoch", "step", "split", "metric", "value"] + FINGERPRINT_COLUMNS
+
+
+@dataclass
+class Results:
+    frame: pd.DataFrame
+    summary: pd.DataFrame
+    outcomes: list
+    out: Path
+    warnings: list[str]
+
+    @property
+    def failed(self) -> bool:
+        return any(not o.ok for o in self.outcomes)
+
+
+def _rows(outcome, spec, env: dict, steps_per_epoch: int) -> list[dict]:
+    rep = outcome.report
+    ident = {"engine": outcome.run.engine, "mode": outcome.run.mode,
+             "framework": rep.get("framework", ""), "framework_version": rep.get("framework_version", ""),
+             "device": rep.get("device", spec.device), "threads": str(rep.get("threads", "")),
+             "dataset": spec.dataset, "model": spec.model, "optimizer": spec.optimizer,
+             "repeat": outcome.repeat, **{k: env[k] for k in FINGERPRINT_COLUMNS}}
+    rows = []
+
+    def add(epoch, step, split, metric, value):
+        rows.append({**ident, "epoch": epoch, "step": step, "split": split, "metric": metric, "value": value})
+
+    for metric in ("import_s", "build_s"):
+        if metric in rep:
+            add(np.nan, np.nan, "timing", metric, rep[metric])
+    for ep in outcome.epochs:
+        e = ep["epoch"]
+        for i, loss in enumerate(ep["losses"]):
+            add(e, e * steps_per_epoch + i, "train", "step_loss", loss)
+        add(e, np.nan, "timing", "epoch_s", ep["seconds"])
+        for split in ("train", "test"):
+            add(e, np.nan, split, "loss", ep[f"{split}_loss"])
+            add(e, np.nan, split, "accuracy", ep[f"{split}_accuracy"])
+    return rows
+
+
+def summarise(frame: pd.DataFrame, outcomes: list) -> pd.DataFrame:
+    """Per engine and mode, over repeats: medians of time to first epoch and of the steady-state epoch
+    time (median of epochs after the first), and the final train/test loss and accuracy."""
+    records = []
+    labels = list(dict.fromkeys(o.run.label for o in outcomes))
+    for label in labels:
+        mine = [o for o in outcomes if o.run.label == label]
+        engine, mode = label.split("/", 1)
+        f = frame[(frame.engine == engine) & (frame["mode"] == mode)]
+        epoch_s = f[f.metric == "epoch_s"]
+        first = epoch_s[epoch_s.epoch == 0].groupby("repeat").value.first()
+        steady = epoch_s[epoch_s.epoch > 0].groupby("repeat").value.median()
+        last = f[f.epoch == f.epoch.max()] if len(f) else f
+
+        def final(split, metric):
+            v = last[(last.split == split) & (last.metric == metric)].value
+            return float(v.median()) if len(v) else np.nan
+
+        statuses = sorted({o.status for o in mine})
+        records.append({
+            "engine": label,
+            "framework": next((o.report.get("framework", "") + " " + o.report.get("framework_version", "")
+                               for o in mine if o.report), "").strip(),
+            "status": ",".join(statuses),
+            "runs": f"{sum(o.ok for o in mine)}/{len(mine)}",
+            "first_epoch_s": float(first.median()) if len(first) else np.nan,
+            "steady_epoch_s": float(steady.median()) if len(steady) else np.nan,
+            "train_loss": final("train", "loss"),
+            "test_loss": final("test", "loss"),
+            "test_accuracy": final("test", "accuracy"),
+        })
+    return pd.DataFrame(records)
+
+
+def _checksum_table(plan, outcomes) -> tuple[pd.DataFrame, list[str]]:
+    rows, problems = [], []
+    for o in outcomes:
+        for ep in o.epochs:
+            expected = plan.expected_checksums(ep["epoch"])
+            if ep["checksums"] != expected:
+                problems.append(f"{o.run.label} repeat {o.repeat} epoch {ep['epoch']}: batches differ from the plan")
+            for step, crc in enumerate(ep["checksums"]):
+                rows.append({"engine": o.run.engine, "mode": o.run.mode, "repeat": o.repeat,
+                             "epoch": ep["epoch"], "step": step, "crc32c": crc})
+    return pd.DataFrame(rows, columns=["engine", "mode", "repeat", "epoch", "step", "crc32c"]), problems
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
+    env = fingerprint.parent(spec.hash())
+    rows = [row for o in outcomes for row in _rows(o, spec, env, plan.steps_per_epoch)]
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    summary = summarise(frame, outcomes)
+    checksums, problems = _checksum_table(plan, outcomes)
+    warnings = [o.message for o in outcomes if not o.ok] + problems
+    if data.official_split is False:
+        warnings.append(f"not the official train/test split: {data.split}")
+    reported = {str(o.report.get("threads")) for o in outcomes if o.report}
+    if len(reported) > 1:
+        warnings.append(f"engines report different thread settings: {', '.join(sorted(reported))}")
+    doc = {
+        "spec": spec.to_dict(),
+        "fingerprint": {**env, "threads_requested": threads, "data_source": data.source,
+                        "data_split": data.split, "official_split": data.official_split},
+        "engines": [{"engine": o.run.engine, "mode": o.run.mode, "repeat": o.repeat, "status": o.status,
+                     "message": o.message, "epochs_completed": len(o.epochs), "wall_s": o.wall_s,
+                     "report": o.report, "log": o.log} for o in outcomes],
+        "batches_identical": not problems and len(checksums) > 0,
+        "summary": json.loads(summary.to_json(orient="records")),
+        "warnings": warnings,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic(out / "results.csv", lambda p: frame.to_csv(p, index=False))
+    _atomic(out / "checksums.csv", lambda p: checksums.to_csv(p, index=False))
+    _atomic(out / "summary.json", lambda p: p.write_text(json.dumps(doc, indent=1, default=str)))
+    _atomic(out / "spec.toml", lambda p: p.write_text(spec.to_toml()))
+    return Results(frame, summary, outcomes, out, warnings)
+
+
+def format_table(summary: pd.DataFrame) -> str:
+    """The compact summary table printed at the end of a run."""
+    if summary.empty:
+        return "(no engine ran)"
+    show = summary.copy()
+    for col in ("first_epoch_s", "steady_epoch_s"):
+        show[col] = show[col].map(lambda v: "-" if pd.isna(v) else (f"{v * 1e3:.1f} ms" if v < 1 else f"{v:.2f} s"))
+    for col in ("train_loss", "test_loss", "test_accuracy"):
+        show[col] = show[col].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    show = show.rename(columns={"first_epoch_s": "first epoch", "steady_epoch_s": "steady epoch",
+                                "train_loss": "train loss", "test_loss": "test loss", "test_accuracy": "test acc"})
+    return show.to_string(index=False)

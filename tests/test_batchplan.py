@@ -1,0 +1,80 @@
+"""The batch plan: seeded, materialised once, partial last batch kept, Julia-readable without a copy."""
+import json
+
+import numpy as np
+import pytest
+
+from bridge import batchplan
+from bridge.models import parameter_shapes
+from bridge.spec import Spec
+from bridge.weights import glorot_uniform
+
+
+@pytest.fixture
+def plan(tmp_path):
+    spec = Spec(dataset="synthetic", model="cnn", synthetic_shape="2,10,12", synthetic_samples=50, batch_size=16,
+                epochs=3)
+    p, data = batchplan.prepare(spec, tmp_path / "plan")
+    return p, data, spec
+
+
+def test_every_epoch_is_a_seeded_permutation_and_the_partial_batch_is_kept(plan):
+    p, data, spec = plan
+    assert p.steps_per_epoch == 4 and [s.stop - s.start for s in p.batch_slices()] == [16, 16, 16, 2]
+    orders = []
+    for e in range(p.epochs):
+        x, y = p.epoch(e)
+        order = batchplan.epoch_permutation(spec.seed, e, 50)
+        assert np.array_equal(x, data.x_train[order]) and np.array_equal(y, data.y_train[order])
+        orders.append(tuple(order))
+    assert len(set(orders)) == 3  # reshuffled every epoch
+
+
+def test_files_are_memory_mapped_c_contiguous_nchw_float32(plan):
+    p, _, _ = plan
+    x, y = p.epoch(0)
+    assert isinstance(x, np.memmap) and x.dtype == np.float32 and y.dtype == np.int32
+    assert x.flags.c_contiguous and x.shape == (50, 2, 10, 12)
+    b = x[16:32]
+    assert b.flags.c_contiguous  # a batch is one contiguous block: Julia maps it as WHCN
+    assert b.T.shape == (12, 10, 2, 16) and b.T.flags.f_contiguous
+
+
+def test_recorded_checksums_match_the_files_and_the_plan_is_reproducible(plan, tmp_path):
+    p, _, spec = plan
+    for e in range(p.epochs):
+        assert [batchplan.batch_checksum(xb, yb) for xb, yb in p.batches(e)] == p.expected_checksums(e)
+    again, _ = batchplan.prepare(spec, tmp_path / "again")
+    assert again.meta["checksums"] == p.meta["checksums"]
+    other, _ = batchplan.prepare(spec.replace(seed=1), tmp_path / "other")
+    assert other.meta["checksums"] != p.meta["checksums"]
+    assert json.loads((p.root / "plan.json").read_text())["steps_per_epoch"] == 4
+
+
+def test_checksum_sees_one_flipped_bit_and_a_swapped_label():
+    x = np.zeros((4, 3), np.float32)
+    y = np.arange(4, dtype=np.int32)
+    base = batchplan.batch_checksum(x, y)
+    x2 = x.copy()
+    x2.view(np.uint32)[2, 1] ^= 1
+    assert batchplan.batch_checksum(x2, y) != base
+    assert batchplan.batch_checksum(x, y[[1, 0, 2, 3]]) != base
+
+
+def test_weights_are_seeded_glorot_uniform_with_zero_biases(plan):
+    p, _, spec = plan
+    w = p.weights()
+    assert set(w) == set(p.meta["parameters"])
+    k = w["conv_0/kernel"]
+    limit = np.sqrt(6 / (3 * 3 * 2 + 3 * 3 * 32))
+    assert k.shape == (3, 3, 2, 32) and np.abs(k).max() <= limit and np.abs(k).max() > 0.9 * limit
+    assert not w["dense_1/bias"].any()
+    shapes = parameter_shapes("mlp", "iris", (4,), 3)
+    assert list(shapes) == ["dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias"]
+    assert np.array_equal(glorot_uniform(shapes, 5)["dense_0/kernel"], glorot_uniform(shapes, 5)["dense_0/kernel"])
+
+
+def test_a_plan_too_large_for_the_disk_budget_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(batchplan, "MAX_BYTES", 1000)
+    with pytest.raises(batchplan.PlanTooLarge, match="--epochs or --train_size"):
+        batchplan.prepare(Spec(epochs=5), tmp_path)

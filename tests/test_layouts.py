@@ -1,0 +1,86 @@
+"""Layout conversions: round trips, and that the converted weights compute what Keras computes."""
+import numpy as np
+
+from bridge import layouts
+from bridge.models import cnn_feature_shape, parameter_shapes
+from bridge.weights import glorot_uniform
+
+rng = np.random.default_rng(0)
+
+
+def julia_view(a: np.ndarray) -> np.ndarray:
+    """How Julia indexes a NumPy buffer: a C-order array of shape s is a column-major array of
+    size reversed(s); as NumPy, that is the transpose (a view, no copy)."""
+    return a.T
+
+
+def test_round_trips_are_exact():
+    k = rng.standard_normal((3, 3, 2, 5))
+    assert np.array_equal(layouts.keras_conv(layouts.julia_conv(k)), k)
+    d = rng.standard_normal((7, 4))
+    assert np.array_equal(layouts.keras_dense(layouts.julia_dense(d)), d)
+    x = rng.standard_normal((2, 3, 5, 4))
+    assert np.array_equal(layouts.nhwc_to_nchw(layouts.nchw_to_nhwc(x)), x)
+    k1 = rng.standard_normal((5 * 4 * 3, 6))
+    assert np.array_equal(layouts.dense_rows_whcn_to_nhwc(layouts.dense_rows_nhwc_to_whcn(k1, (5, 4, 3)),
+                                                          (5, 4, 3)), k1)
+
+
+def test_dense_weight_is_keras_kernel_buffer_read_column_major():
+    k = np.ascontiguousarray(rng.standard_normal((4, 10)))
+    w = layouts.julia_dense(k)
+    assert w.shape == (10, 4) and w.flags.f_contiguous
+    assert np.shares_memory(w, k)  # no copy: Keras (in, out) C-order is Julia (out, in)
+    x = rng.standard_normal((6, 4))  # (N, F) C-order = Julia F x N
+    assert np.allclose((w @ julia_view(x)).T, x @ k)
+
+
+def _xcorr_whcn(x_whcn, w_whio):
+    """Valid cross-correlation in Julia's WHCN / (kW, kH, Cin, Cout) layout."""
+    kw, kh, _, cout = w_whio.shape
+    W, H, _, N = x_whcn.shape
+    y = np.zeros((W - kw + 1, H - kh + 1, cout, N))
+    for i in range(kw):
+        for j in range(kh):
+            y += np.einsum("whcn,co->whon", x_whcn[i:i + W - kw + 1, j:j + H - kh + 1], w_whio[i, j])
+    return y
+
+
+def _xcorr_nhwc(x, k):
+    kh, kw, _, cout = k.shape
+    N, H, W, _ = x.shape
+    y = np.zeros((N, H - kh + 1, W - kw + 1, cout))
+    for i in range(kh):
+        for j in range(kw):
+            y += np.einsum("nhwc,co->nhwo", x[:, i:i + H - kh + 1, j:j + W - kw + 1], k[i, j])
+    return y
+
+
+def test_conv_kernel_in_julia_layout_computes_keras_cross_correlation():
+    x_nchw = np.ascontiguousarray(rng.standard_normal((2, 3, 7, 6)))  # the plan's layout
+    k = rng.standard_normal((3, 3, 3, 4))  # Keras HWIO
+    y_keras = _xcorr_nhwc(layouts.nchw_to_nhwc(x_nchw), k)
+    y_julia = _xcorr_whcn(julia_view(x_nchw), layouts.julia_conv(k))  # WHCN without a copy
+    assert np.allclose(y_julia, y_keras.transpose(2, 1, 3, 0))
+    # a true convolution (Flux Conv, Knet mode=0) needs the flipped kernel to give the same
+    flipped = layouts.flip_spatial(layouts.julia_conv(k))
+    assert not np.allclose(_xcorr_whcn(julia_view(x_nchw), flipped), y_julia)
+
+
+def test_first_dense_after_convs_reads_the_julia_flatten_order():
+    feat = rng.standard_normal((2, 5, 4, 3))  # Keras NHWC features (N, H, W, C)
+    k = rng.standard_normal((5 * 4 * 3, 6))
+    keras_out = feat.reshape(2, -1) @ k
+    whcn = feat.transpose(2, 1, 3, 0)  # Julia (W, H, C, N)
+    julia_flat = whcn.reshape(-1, 2, order="F")  # Flux.flatten / Knet mat: column-major
+    w = layouts.julia_dense(layouts.dense_rows_nhwc_to_whcn(k, (5, 4, 3)))
+    assert np.allclose((w @ julia_flat).T, keras_out)
+
+
+def test_to_julia_converts_every_parameter_of_the_cnn():
+    shapes = parameter_shapes("cnn", "fashion-mnist", (1, 28, 28), 10)
+    w = glorot_uniform(shapes, 0)
+    j = layouts.to_julia(w, cnn_feature_shape((1, 28, 28)))
+    assert j["conv_0/kernel"].shape == (3, 3, 1, 32) and j["dense_0/kernel"].shape == (128, 1600)
+    assert j["dense_1/kernel"].shape == (10, 128) and np.array_equal(j["dense_0/bias"], w["dense_0/bias"])
+    assert all(a.flags.f_contiguous for a in j.values())

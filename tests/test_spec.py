@@ -1,0 +1,58 @@
+"""The spec: defaults, TOML files, CLI precedence and clear errors for bad values."""
+import pytest
+
+from bridge.compare import parser, spec_from_args
+from bridge.spec import Spec, SpecError, from_mapping, load_toml
+
+
+def test_defaults_are_valid_and_describe_the_original_iris_comparison():
+    s = Spec()
+    assert (s.dataset, s.model, s.optimizer, s.epochs) == ("iris", "mlp", "adam", 100)
+
+
+def test_toml_file_then_cli_override(tmp_path):
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text('dataset = "synthetic"\nbatch_size = 64\nengines = ["reference"]\nlearning_rate = 0.1\n')
+    args = parser().parse_args(["--config", str(cfg), "--batch-size", "32"])
+    s = spec_from_args(args)
+    assert s.dataset == "synthetic" and s.batch_size == 32 and s.engines == ("reference",)
+    assert s.learning_rate == 0.1
+
+
+def test_spec_table_in_toml_and_round_trip(tmp_path):
+    s = Spec(dataset="fashion-mnist", model="cnn", engines=("keras:loop", "reference"), epsilon=1e-8)
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("[spec]\n" + s.to_toml())
+    assert load_toml(cfg) == s
+    assert load_toml(cfg).hash() == s.hash()
+
+
+def test_hash_ignores_which_engines_run_but_not_the_experiment():
+    assert Spec(engines=("keras",)).hash() == Spec(engines=("reference",), repeats=3).hash()
+    assert Spec(seed=1).hash() != Spec().hash()
+
+
+@pytest.mark.parametrize("values, words", [
+    ({"dataset": "mnist"}, ["dataset 'mnist'", "iris, fashion-mnist, synthetic"]),
+    ({"batch_size": 0}, ["batch_size", "greater than zero", "0"]),
+    ({"epochs": -3}, ["epochs", "-3"]),
+    ({"optimizer": "rmsprop"}, ["optimizer 'rmsprop'", "sgd, adam"]),
+    ({"model": "cnn", "dataset": "iris"}, ["cnn", "image"]),
+    ({"beta_1": 1.0}, ["beta_1", "[0, 1)"]),
+    ({"batch_size": "many"}, ["batch_size 'many'", "int"]),
+    ({"bogus": 1}, ["unknown spec field 'bogus'", "dataset"]),
+])
+def test_bad_values_name_the_value_and_the_accepted_ones(values, words):
+    with pytest.raises(SpecError) as e:
+        from_mapping(values)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_malformed_and_missing_config_files(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("dataset = \n")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_toml(bad)
+    with pytest.raises(SpecError, match="cannot be read"):
+        load_toml(tmp_path / "missing.toml")
