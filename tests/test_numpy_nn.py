@@ -1,0 +1,231 @@
+"""Tests for bridge.engines.numpy_nn: gradients, Keras parity, optimizers, evaluation."""
+
+import math
+import os
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+
+import numpy as np
+import pytest
+
+from bridge.engines import numpy_nn as nn
+
+
+def _glorot(rng, shape):
+    fan_in, fan_out = int(np.prod(shape[:-1])), shape[-1]
+    if len(shape) == 4:
+        fan_in, fan_out = fan_in, shape[0] * shape[1] * shape[3]
+    lim = math.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-lim, lim, size=shape)
+
+
+def _mlp_params(rng, sizes):
+    p = {}
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        p[f"dense_{i}/kernel"] = _glorot(rng, (a, b))
+        p[f"dense_{i}/bias"] = rng.normal(0, 0.1, size=b)
+    return p
+
+
+def _cnn_params(rng, cin, convs, flat, dense):
+    p = {}
+    for i, cout in enumerate(convs):
+        p[f"conv_{i}/kernel"] = _glorot(rng, (3, 3, cin, cout))
+        p[f"conv_{i}/bias"] = rng.normal(0, 0.1, size=cout)
+        cin = cout
+    p.update(_mlp_params(rng, [flat, *dense]))
+    return p
+
+
+def _max_rel_fd_error(model, params, x, y, rng, per_param=8, h=1e-5):
+    """Central differences on a random subset of entries of every parameter (float64)."""
+    _, grads = nn.loss_and_grads(model, params, x, y)
+    worst = 0.0
+    for name, p in params.items():
+        for flat in rng.choice(p.size, size=min(per_param, p.size), replace=False):
+            idx = np.unravel_index(flat, p.shape)
+            old = p[idx]
+            p[idx] = old + h
+            lp, _ = nn.loss_and_grads(model, params, x, y)
+            p[idx] = old - h
+            lm, _ = nn.loss_and_grads(model, params, x, y)
+            p[idx] = old
+            fd, an = (lp - lm) / (2 * h), grads[name][idx]
+            # Floor the denominator: for |grad| below ~1e-4 the FD round-off (~1e-11)
+            # would dominate any relative measure.
+            worst = max(worst, abs(fd - an) / max(abs(fd), abs(an), 1e-4))
+    return worst
+
+
+def test_gradcheck_mlp():
+    rng = np.random.default_rng(1)
+    params = _mlp_params(rng, [7, 9, 6, 4])
+    x = rng.normal(size=(5, 7))
+    y = rng.integers(0, 4, size=5)
+    err = _max_rel_fd_error("mlp", params, x, y, rng)
+    print(f"mlp finite-difference max rel error {err:.2e}")
+    assert err < 1e-6
+
+
+def test_gradcheck_cnn_odd_sizes():
+    # 14x13x2: H 14->12->6->4->2, W 13->11->5 (pool drops a column)->3->1: flatten 2*1*5.
+    rng = np.random.default_rng(2)
+    params = _cnn_params(rng, 2, [4, 5], 10, [7, 4])
+    x = rng.normal(size=(3, 14, 13, 2))
+    y = np.array([0, 3, 1])
+    assert nn.forward("cnn", params, x).shape == (3, 4)
+    err = _max_rel_fd_error("cnn", params, x, y, rng)
+    print(f"cnn finite-difference max rel error {err:.2e}")
+    assert err < 1e-6
+
+
+def test_cnn_forward_matches_naive_loops():
+    rng = np.random.default_rng(3)
+    params = _cnn_params(rng, 2, [3, 4], 4 * 1 * 1, [5, 3])
+    x = rng.normal(size=(2, 11, 10, 2))
+
+    def naive(x):
+        h = x
+        for i in range(2):
+            k, b = params[f"conv_{i}/kernel"], params[f"conv_{i}/bias"]
+            n, hh, ww, _ = h.shape
+            z = np.zeros((n, hh - 2, ww - 2, k.shape[3]))
+            for r in range(hh - 2):
+                for c in range(ww - 2):
+                    z[:, r, c, :] = np.einsum("nijc,ijco->no", h[:, r:r + 3, c:c + 3, :], k) + b
+            a = np.maximum(z, 0)
+            h2, w2 = a.shape[1] // 2, a.shape[2] // 2
+            h = np.array([[[[a[s, 2 * r:2 * r + 2, 2 * c:2 * c + 2, o].max()
+                             for o in range(a.shape[3])] for c in range(w2)]
+                           for r in range(h2)] for s in range(a.shape[0])])
+        h = np.maximum(h.reshape(len(h), -1) @ params["dense_0/kernel"] + params["dense_0/bias"], 0)
+        return h @ params["dense_1/kernel"] + params["dense_1/bias"]
+
+    np.testing.assert_allclose(nn.forward("cnn", params, x), naive(x), rtol=1e-12, atol=1e-12)
+
+
+def test_maxpool_ties_route_to_first_element():
+    a = np.zeros((1, 2, 2, 1))
+    a[0, 0, 1, 0] = a[0, 1, 0, 0] = a[0, 1, 1, 0] = 2.0
+    out, cache = nn._maxpool(a)
+    da = nn._maxpool_backward(np.ones_like(out), cache)
+    assert out[0, 0, 0, 0] == 2.0
+    assert da[0, :, :, 0].tolist() == [[0.0, 1.0], [0.0, 0.0]]
+
+
+def test_float32_stays_float32():
+    rng = np.random.default_rng(4)
+    params = {k: v.astype(np.float32) for k, v in _mlp_params(rng, [5, 4, 3]).items()}
+    loss, grads = nn.loss_and_grads("mlp", params, rng.normal(size=(6, 5)), rng.integers(0, 3, 6))
+    assert isinstance(loss, float)
+    assert all(g.dtype == np.float32 and g.shape == params[k].shape for k, g in grads.items())
+
+
+def test_loss_and_accuracy_hand_computed():
+    # One identity dense layer, so logits == x.  Rows 0 and 2: p(label 0) = 3/4, correct;
+    # row 1: p(label 0) = 1/4, wrong; row 3 (3 classes the third logit is -1e3, so exp underflows to 0): p = 1/2.
+    params = {"dense_0/kernel": np.eye(3), "dense_0/bias": np.zeros(3)}
+    l3 = math.log(3.0)
+    x = np.array([[l3, 0.0, -1e3], [0.0, l3, -1e3], [l3, 0.0, -1e3], [0.0, 0.0, -1e3]])
+    y = np.array([0, 0, 0, 1])
+    # Row 3 ties logits 0 and 1: argmax takes index 0, so it is counted wrong.
+    expected = (2 * math.log(4 / 3) + math.log(4.0) + math.log(2.0)) / 4
+    for bs in (1, 3, 1024):
+        loss, acc = nn.loss_and_accuracy("mlp", params, x, y, batch_size=bs)
+        assert loss == pytest.approx(expected, rel=1e-14)
+        assert acc == 0.5
+
+
+def _tf():
+    tf = pytest.importorskip("tensorflow", reason="tensorflow cannot be imported; Keras parity not checked")
+    import keras
+
+    return tf, keras
+
+
+def _keras_loss_grads(tf, keras, model, names, params32, x32, y):
+    model.set_weights([params32[k] for k in names])
+    with tf.GradientTape() as tape:
+        logits = model(x32, training=True)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
+    grads = tape.gradient(loss, model.trainable_variables)
+    return float(loss), {k: g.numpy() for k, g in zip(names, grads)}
+
+
+def _compare_with_keras(tf, keras, name, model, names, params, x, y):
+    params32 = {k: v.astype(np.float32) for k, v in params.items()}
+    x32 = x.astype(np.float32)
+    kloss, kgrads = _keras_loss_grads(tf, keras, model, names, params32, x32, y)
+    loss, grads = nn.loss_and_grads(name, {k: v.astype(np.float64) for k, v in params32.items()},
+                                    x32.astype(np.float64), y)
+    rel_loss = abs(loss - kloss) / abs(loss)
+    worst = max(np.abs(grads[k] - kgrads[k]).max() / np.abs(grads[k]).max() for k in names)
+    print(f"{name} vs keras: loss rel diff {rel_loss:.2e}, max grad diff / max|grad| {worst:.2e}")
+    assert rel_loss < 1e-5
+    for k in names:
+        np.testing.assert_allclose(grads[k], kgrads[k], rtol=0, atol=1e-4 * np.abs(grads[k]).max(), err_msg=k)
+
+
+def test_mlp_matches_keras():
+    tf, keras = _tf()
+    L = keras.layers
+    rng = np.random.default_rng(5)
+    params = _mlp_params(rng, [784, 256, 128, 10])
+    model = keras.Sequential([keras.Input((784,)), L.Dense(256, activation="relu"),
+                              L.Dense(128, activation="relu"), L.Dense(10)])
+    names = [f"dense_{i}/{w}" for i in range(3) for w in ("kernel", "bias")]
+    x = rng.random((32, 784))
+    y = rng.integers(0, 10, size=32)
+    _compare_with_keras(tf, keras, "mlp", model, names, params, x, y)
+
+
+def test_cnn_matches_keras():
+    tf, keras = _tf()
+    L = keras.layers
+    rng = np.random.default_rng(6)
+    params = _cnn_params(rng, 1, [32, 64], 1600, [128, 10])
+    model = keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(2),
+                              L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
+                              L.Dense(128, activation="relu"), L.Dense(10)])
+    names = [f"{layer}/{w}" for layer in ("conv_0", "conv_1", "dense_0", "dense_1") for w in ("kernel", "bias")]
+    x = rng.random((8, 28, 28, 1))
+    y = rng.integers(0, 10, size=8)
+    _compare_with_keras(tf, keras, "cnn", model, names, params, x, y)
+
+
+def _trajectories(tf, keras, make_keras, make_numpy, init, grads, dtype):
+    kvars = [keras.Variable(v.astype(dtype)) for v in init.values()]
+    kopt, nopt = make_keras(), make_numpy()
+    params = {k: v.astype(dtype) for k, v in init.items()}
+    ktraj, ntraj = [], []
+    for g in grads:
+        kopt.apply([tf.constant(g[k].astype(dtype)) for k in init], kvars)
+        nopt.apply(params, {k: g[k].astype(dtype) for k in init})
+        ktraj.append(np.concatenate([v.numpy().ravel() for v in kvars]))
+        ntraj.append(np.concatenate([params[k].ravel() for k in init]))
+    return np.array(ktraj), np.array(ntraj)
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_optimizer_matches_keras(kind):
+    tf, keras = _tf()
+    rng = np.random.default_rng(7)
+    # Away from zero so relative error is meaningful; gradients span scales so that
+    # epsilon matters for some entries.
+    init = {"w": rng.choice([-1, 1], (5, 7)) * rng.uniform(0.5, 1.5, (5, 7)), "b": rng.uniform(0.5, 1.5, 3)}
+    grads = [{k: rng.normal(size=v.shape) * 10.0 ** rng.integers(-8, 1, v.shape) for k, v in init.items()}
+             for _ in range(20)]
+    if kind == "adam":
+        make_k, make_n = (lambda: keras.optimizers.Adam(learning_rate=0.01)), (lambda: nn.Adam(learning_rate=0.01))
+    else:
+        make_k, make_n = (lambda: keras.optimizers.SGD(learning_rate=0.1)), (lambda: nn.SGD(0.1))
+
+    k32, n32 = _trajectories(tf, keras, make_k, make_n, init, grads, np.float32)
+    ulps = (np.abs(k32.astype(np.float64) - n32) / np.spacing(np.abs(k32))).max()
+    k64, n64 = _trajectories(tf, keras, make_k, make_n, init, grads, np.float64)
+    rel64 = (np.abs(k64 - n64) / np.abs(k64)).max()
+    rel_oracle = (np.abs(k32 - n64) / np.abs(n64)).max()
+    print(f"{kind}: float32 max {ulps:.0f} ulps; float64 max rel {rel64:.1e}; "
+          f"float64 oracle vs keras float32 max rel {rel_oracle:.1e}")
+    assert ulps <= 4
+    assert rel64 < 1e-6
