@@ -151,5 +151,7 @@ def prepare(spec, root: Path) -> tuple[BatchPlan, Dataset]:
     from .weights import glorot_uniform
 
     data = datasets.load(spec)
+    if spec.model == "mlp" and data.is_image:
+        data = datasets.as_vectors(data)
     shapes = parameter_shapes(spec.model, spec.dataset, data.input_shape, data.classes)
     return build(data, spec, root, glorot_uniform(shapes, spec.seed)), data

@@ -15,8 +15,8 @@ after thread and device settings are in the environment:
 ``prepare(job) -> (session, report)``
     Import the framework, build the model from ``job.plan.weights()`` (neutral layout, converted
     with :mod:`bridge.layouts`), set up the optimizer. ``report`` is a dict with ``import_s`` and
-    ``build_s`` (seconds, monotonic clock), ``framework_version``, ``device`` and ``threads`` as
-    the framework reports them, plus anything else worth recording.
+    ``build_s`` (seconds, monotonic clock), ``framework_version``, ``device`` and ``threads`` (an int: the
+    compute threads the framework reports it uses), plus anything else worth recording.
 ``train_epoch(session, x, y) -> EpochRun``
     One pass over one epoch of the batch plan, in its batch order (``job.plan.batch_slices()``).
     Returns the per-step training losses (the loss of each batch before its update), the seconds the

@@ -69,6 +69,11 @@ def _conv_backward(dy: np.ndarray, cols: np.ndarray, kernel: np.ndarray, x_shape
     return dk, db, dx
 
 
+# Window slots in row-major order; on ties the gradient goes to the FIRST slot holding
+# the maximum, which is where TF's CPU MaxPoolGrad routes it.
+_SLOTS = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
 def _maxpool(a: np.ndarray):
     """2x2 stride-2 valid max-pool. a (N,H,W,C) -> (N,H//2,W//2,C); odd trailing row/col dropped.
 
@@ -79,11 +84,6 @@ def _maxpool(a: np.ndarray):
     s = [a[:, di:2 * h2:2, dj:2 * w2:2, :] for di, dj in _SLOTS]
     out = np.maximum(np.maximum(s[0], s[1]), np.maximum(s[2], s[3]))
     return out, (a, out)
-
-
-# Window slots in row-major order; on ties the gradient goes to the FIRST slot holding
-# the maximum, which is where TF's CPU MaxPoolGrad routes it.
-_SLOTS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
 def _maxpool_backward(dout: np.ndarray, cache) -> np.ndarray:
@@ -210,17 +210,19 @@ def loss_and_accuracy(model: str, params: dict, x, y, batch_size: int = 1024) ->
     return total / n, correct / n
 
 
-def _keras_lr(learning_rate: float, dt: np.dtype):
-    # Keras stores a float learning rate in a Variable of dtype floatx() (float32 by
-    # default, keras/src/optimizers/base_optimizer.py:185-190) and update_step casts
-    # it to the variable dtype, so float64 variables see float64(float32(lr)).
-    return dt.type(np.float32(learning_rate))
+def _tf_cast(value: float, dt: np.dtype):
+    # keras ops.cast on the TF backend is tf.cast(x, dtype), which first converts a
+    # Python float to a float32 tensor (keras/src/backend/tensorflow/core.py:210-218);
+    # the lr is moreover stored in a floatx()=float32 Variable
+    # (keras/src/optimizers/base_optimizer.py:185-190).  So for float64 variables
+    # both lr and beta arrive as float64(float32(x)).
+    return dt.type(np.float32(value))
 
 
 class SGD:
     """Keras SGD with momentum=0, nesterov=False: ``var -= g * lr``, in place.
 
-    lr is rounded through float32 as Keras does (see ``_keras_lr``).
+    lr is rounded through float32 as Keras does (see ``_tf_cast``).
     """
 
     def __init__(self, learning_rate: float):
@@ -231,7 +233,7 @@ class SGD:
         """params/grads: dicts of same-keyed, same-shaped arrays; params updated in place."""
         for name, var in params.items():
             g = np.asarray(grads[name], dtype=var.dtype)
-            var -= g * _keras_lr(self.learning_rate, var.dtype)
+            var -= g * _tf_cast(self.learning_rate, var.dtype)
         self.iterations += 1
 
 
@@ -246,11 +248,13 @@ class Adam:
         v    += (g*g - v) * (1 - beta_2)
         var  -= m * alpha / (sqrt(v) + epsilon)
 
-    Casts reproduced: the powers use beta cast to the var dtype *before* the
-    power; ``1 - beta`` is evaluated in Python double and then cast; lr is the
-    float32 learning-rate Variable cast to the var dtype; epsilon is cast to the
-    var dtype.  Epsilon is added to the square root of the UNcorrected second
-    moment (bias correction lives in alpha), unlike the paper's eps-hat form.
+    Casts reproduced (TF backend): lr and beta go through ``ops.cast``, i.e. via
+    float32 (``_tf_cast``), so for float64 variables lr = float64(float32(lr))
+    and the powers use float64(float32(beta)) ** t; ``1 - beta`` is evaluated in
+    Python double and epsilon is a Python float, both converted straight to the
+    var dtype.  For float32 variables every scalar is simply float32.  Epsilon
+    is added to the square root of the UNcorrected second moment (the bias
+    correction lives in alpha), unlike the paper's eps-hat form.
     State m, v (zeros, var-shaped) is created per parameter on first use.
     """
 
@@ -274,9 +278,10 @@ class Adam:
             m, v = self.m[name], self.v[name]
             t = f(self.iterations + 1)
             one = f(1)
-            b1_power = f(self.beta_1) ** t
-            b2_power = f(self.beta_2) ** t
-            alpha = _keras_lr(self.learning_rate, var.dtype) * np.sqrt(one - b2_power) / (one - b1_power)
+            b1_power = _tf_cast(self.beta_1, var.dtype) ** t
+            b2_power = _tf_cast(self.beta_2, var.dtype) ** t
+            alpha = _tf_cast(self.learning_rate, var.dtype) * np.sqrt(one - b2_power) / (one - b1_power)
+            # ops.multiply/ops.add convert a Python float straight to the var dtype.
             m += (g - m) * f(1 - self.beta_1)
             v += (np.square(g) - v) * f(1 - self.beta_2)
             var -= (m * alpha) / (np.sqrt(v) + f(self.epsilon))

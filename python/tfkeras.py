@@ -96,8 +96,8 @@ def prepare(job):
     report = {
         "framework": "tensorflow", "framework_version": tf.__version__, "keras_version": keras.__version__,
         "device": gpus[0].name if spec.device == "cuda" else "cpu",
-        "threads": f"intra {tf.config.threading.get_intra_op_parallelism_threads()} / "
-                   f"inter {tf.config.threading.get_inter_op_parallelism_threads()}",
+        "threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         "jit_compile": bool(getattr(s.model, "jit_compile", False)) if job.mode == "fit" else False,

@@ -67,3 +67,10 @@ def _cut(data: Dataset, n_train: int, n_test: int) -> Dataset:
         split=f"{data.split}; first {min(n_train, len(data.y_train))} train / "
               f"{min(n_test, len(data.y_test))} test examples used",
     )
+
+
+def as_vectors(data: Dataset) -> Dataset:
+    """Images ``(N, C, H, W)`` as vectors ``(N, C*H*W)`` (NCHW order), for the MLP."""
+    from dataclasses import replace
+    return replace(data, x_train=data.x_train.reshape(len(data.x_train), -1),
+                   x_test=data.x_test.reshape(len(data.x_test), -1))
