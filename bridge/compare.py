@@ -80,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = spec_from_args(args)
         registry.resolve(spec.engines)  # unknown engines and modes are usage errors
+        runner.check_device(spec)
         out = Path(args.out)
         _check_out(out)
-    except (SpecError, registry.EngineError, UsageError) as e:
+    except (SpecError, registry.EngineError, UsageError, runner.DeviceError) as e:
         print(f"bridge.compare: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     if not args.quiet:

@@ -42,6 +42,29 @@ class Outcome:
         return self.status == "ok"
 
 
+def cuda_visible() -> bool:
+    """Whether an NVIDIA GPU is visible to this process (a device node or a working driver tool)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    if any(Path("/dev").glob("nvidia[0-9]*")):
+        return True
+    try:
+        return subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def check_device(spec: Spec) -> None:
+    """Fail at once, before any worker starts, when the spec asks for a GPU that is not there."""
+    if spec.device == "cuda" and not cuda_visible():
+        raise DeviceError("--device cuda: no CUDA GPU is visible on this machine (no /dev/nvidia* device, "
+                          "nvidia-smi fails or CUDA_VISIBLE_DEVICES hides it); run with --device cpu")
+
+
+class DeviceError(RuntimeError):
+    pass
+
+
 def resolve_threads(spec: Spec) -> int:
     return spec.threads or os.cpu_count() or 1
 
@@ -130,6 +153,7 @@ def run(spec: Spec, out: Path, on_event: Callable[[dict], None] | None = None,
     from . import results
 
     out = Path(out)
+    check_device(spec)
     runs = registry.resolve(spec.engines)
     outcomes: list[Outcome] = []
     ready = []
