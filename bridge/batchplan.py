@@ -20,9 +20,10 @@ from typing import Iterator
 import crc32c
 import numpy as np
 
+from . import layouts
 from . import weights as weights_io
 from .datasets import Dataset
-from .models import parameter_shapes
+from .models import cnn_feature_shape, parameter_shapes
 
 PLAN_VERSION = 1
 MAX_BYTES = int(float(os.environ.get("BRIDGE_PLAN_MAX_GIB", "16")) * 2**30)
@@ -135,10 +136,34 @@ def build(data: Dataset, spec, root: Path, initial: dict[str, np.ndarray]) -> Ba
         "official_split": data.official_split,
         "checksums": checksums,
     }
-    tmp = root / "plan.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, root / "plan.json")
+    feature = cnn_feature_shape(data.input_shape) if spec.model == "cnn" else None
+    weights_io.save(layouts.to_julia(initial, feature), root / "julia" / "weights")
+    _write_text(root / "plan.toml", julia_toml(spec, meta, feature))
+    _write_text(root / "plan.json", json.dumps(meta, indent=1))
     return BatchPlan(root, meta)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def julia_toml(spec, meta: dict, feature_shape) -> str:
+    """``plan.toml``: what a Julia engine needs to rerun the plan without Python (TOML is in Julia's
+    standard library). Sizes are in plan (NumPy) order; Julia reverses them."""
+    values = {
+        "spec_hash": spec.hash(), "dataset": meta["dataset"], "model": spec.model,
+        "optimizer": spec.optimizer, "learning_rate": spec.learning_rate, "beta_1": spec.beta_1,
+        "beta_2": spec.beta_2, "epsilon": spec.epsilon, "epochs": spec.epochs,
+        "batch_size": spec.batch_size, "steps_per_epoch": meta["steps_per_epoch"], "seed": spec.seed,
+        "n_train": meta["n_train"], "n_test": meta["n_test"], "classes": meta["classes"],
+        "input_shape": meta["input_shape"], "parameters": list(meta["parameters"]),
+        "weights_layout": "julia/weights/*.npy hold arrays whose NumPy shape is the Flux/Knet size",
+    }
+    if feature_shape:
+        values["feature_shape"] = list(feature_shape)
+    return "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
 
 
 def open_plan(root: Path) -> BatchPlan:

@@ -36,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default="results",
                    help="folder for results.csv, summary.json, checksums.csv, spec.toml and the batch plan "
                         "(default: ./results)")
+    p.add_argument("--save-plan", metavar="DIR", dest="save_plan",
+                   help="write the batch plan (plan.toml, initial weights, every epoch's batches as .npy) to DIR "
+                        "instead of OUT/plan, to rerun the experiment natively in Julia (see README)")
     p.add_argument("--quiet", action="store_true", help="print only the summary table and errors")
     spec_group = p.add_argument_group("experiment spec (defaults shown)")
     for name, f in FIELDS.items():
@@ -62,13 +65,14 @@ def _check_out(out: Path) -> None:
         raise UsageError(f"output folder {str(out)!r} is not writable ({e.strerror}); give a writable --out") from None
 
 
-def _progress(quiet: bool):
+def _progress(quiet: bool, printed: set):
     def on_outcome(o) -> None:
         if o.ok and not quiet:
             last = o.epochs[-1] if o.epochs else {}
             print(f"  {o.run.label} repeat {o.repeat + 1}: {len(o.epochs)} epochs in {o.wall_s:.1f} s, "
                   f"test accuracy {last.get('test_accuracy', float('nan')):.3f}", flush=True)
-        elif not o.ok:
+        elif o.failed:
+            printed.add(o.message)
             print(f"  {o.message}", file=sys.stderr, flush=True)
     return on_outcome
 
@@ -91,16 +95,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{spec.batch_size}, {spec.epochs} epochs, {spec.repeats} repeat(s), device {spec.device}, "
               f"threads {runner.resolve_threads(spec)} -> {out}", flush=True)
     try:
-        res = runner.run(spec, out, on_outcome=_progress(args.quiet))
+        printed: set[str] = set()
+        res = runner.run(spec, out, on_outcome=_progress(args.quiet, printed), plan_dir=args.save_plan)
     except (OSError, ValueError) as e:  # data that cannot be had, a plan too large
         print(f"bridge.compare: error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    for o in res.outcomes:
-        if o.status == "unavailable":
-            print(f"  unavailable: {o.message}", file=sys.stderr)
     print(results.format_table(res.summary))
     for w in res.warnings:
-        if not args.quiet:
+        if w not in printed and (not args.quiet or w.startswith(tuple(o.message for o in res.outcomes if o.failed))):
             print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:
         print(f"results written to {res.out}/ (results.csv, summary.json, checksums.csv, spec.toml)")

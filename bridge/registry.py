@@ -13,6 +13,8 @@ from types import ModuleType
 ENGINES = {
     "reference": "bridge.engines.reference",
     "keras": "bridge.engines.tfkeras",
+    "flux": "bridge.engines.flux",
+    "knet": "bridge.engines.knet",
 }
 
 

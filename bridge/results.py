@@ -37,7 +37,7 @@ class Results:
 
     @property
     def failed(self) -> bool:
-        return any(not o.ok for o in self.outcomes)
+        return any(o.failed for o in self.outcomes)
 
 
 def _rows(outcome, spec, env: dict, steps_per_epoch: int) -> list[dict]:
@@ -85,10 +85,14 @@ def summarise(frame: pd.DataFrame, outcomes: list) -> pd.DataFrame:
             return float(v.median()) if len(v) else np.nan
 
         statuses = sorted({o.status for o in mine})
+        framework = next((o.report.get("framework", "") + " " + o.report.get("framework_version", "")
+                          for o in mine if o.report), "").strip()
+        if not framework:
+            from .registry import module
+            framework = getattr(module(engine), "FRAMEWORK", "")
         records.append({
             "engine": label,
-            "framework": next((o.report.get("framework", "") + " " + o.report.get("framework_version", "")
-                               for o in mine if o.report), "").strip(),
+            "framework": framework,
             "status": ",".join(statuses),
             "runs": f"{sum(o.ok for o in mine)}/{len(mine)}",
             "first_epoch_s": float(first.median()) if len(first) else np.nan,
@@ -125,7 +129,9 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     summary = summarise(frame, outcomes)
     checksums, problems = _checksum_table(plan, outcomes)
-    warnings = [o.message for o in outcomes if not o.ok] + problems
+    warnings = [f"{o.run.label} {o.status}: {o.message}" if o.status in ("unavailable", "skipped") else o.message
+                for o in outcomes if not o.ok]
+    warnings += problems
     if data.official_split is False:
         warnings.append(f"not the official train/test split: {data.split}")
     reported = {str(o.report.get("threads")) for o in outcomes if o.report}

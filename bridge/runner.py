@@ -27,7 +27,8 @@ from .worker import EVENT_PREFIX, thread_environment
 
 @dataclass
 class Outcome:
-    """What one engine run left: status ``ok``, ``error``, ``crashed``, ``timeout`` or ``unavailable``."""
+    """What one engine run left: status ``ok``, ``error``, ``crashed``, ``timeout``, ``unavailable`` (named
+    but cannot run here) or ``skipped`` (not named, and cannot run here)."""
     run: EngineRun
     repeat: int
     status: str
@@ -40,6 +41,10 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in ("ok", "skipped")
 
 
 def cuda_visible() -> bool:
@@ -148,22 +153,27 @@ def run_engine(job: Job, work: Path, timeout: float, on_event: Callable[[dict], 
 
 
 def run(spec: Spec, out: Path, on_event: Callable[[dict], None] | None = None,
-        on_outcome: Callable[[Outcome], None] | None = None):
-    """Run the comparison ``spec`` describes, write the results under ``out`` and return them."""
+        on_outcome: Callable[[Outcome], None] | None = None, plan_dir: Path | None = None):
+    """Run the comparison ``spec`` describes, write the results under ``out`` and return them.
+
+    With no engines named, every registered engine that can run here runs, and the others are reported
+    as skipped. The batch plan goes to ``plan_dir`` (default ``out/plan``).
+    """
     from . import results
 
     out = Path(out)
     check_device(spec)
     runs = registry.resolve(spec.engines)
     outcomes: list[Outcome] = []
+    cannot_run: list[Outcome] = []
     ready = []
     for r in runs:
         reason = registry.unavailable_reason(r.engine)
         if reason:
-            outcomes.append(Outcome(r, 0, "unavailable", reason))
+            cannot_run.append(Outcome(r, 0, "unavailable" if spec.engines else "skipped", reason))
         else:
             ready.append(r)
-    plan, data = batchplan.prepare(spec, out / "plan")
+    plan, data = batchplan.prepare(spec, Path(plan_dir) if plan_dir else out / "plan")
     work = out / "workers"
     work.mkdir(parents=True, exist_ok=True)
     threads = resolve_threads(spec)
@@ -176,4 +186,4 @@ def run(spec: Spec, out: Path, on_event: Callable[[dict], None] | None = None,
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)
-    return results.write(spec, plan, data, outcomes, out, threads)
+    return results.write(spec, plan, data, outcomes + cannot_run, out, threads)

@@ -1,4 +1,5 @@
 import importlib.util
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 import os
 import shutil
 from pathlib import Path

@@ -36,4 +36,4 @@ def test_an_unknown_engine_is_a_usage_error(tmp_path):
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
-    assert "engine 'pytorch' is not known; accepted: reference, keras" in proc.stderr
+    assert "engine 'pytorch' is not known; accepted: reference, keras, flux, knet" in proc.stderr

@@ -1,0 +1,82 @@
+# Reading a saved batch plan without Python, and sharing memory with Python without a copy.
+# Included inside module BridgeFlux and module BridgeKnet; needs `using NPZ, TOML` there.
+#
+# A plan folder (written by `python -m bridge.compare --save-plan DIR`) holds plan.toml (the
+# experiment), julia/weights/*.npy (initial weights already in Flux/Knet layout) and, per epoch e
+# (0-based), x_train.eNNNN.npy / y_train.eNNNN.npy: C-order NumPy arrays, inputs (N, F) or NCHW.
+
+"A saved batch plan: its folder and the contents of its plan.toml."
+struct Plan
+    dir::String
+    meta::Dict{String,Any}
+end
+
+load_plan(dir::AbstractString) = Plan(String(dir), TOML.parsefile(joinpath(dir, "plan.toml")))
+
+# NPZ returns a C-order file in NumPy index order; the same bytes read column-major are the
+# reversed axes: (N, F) -> F×N, NCHW -> WHCN.
+julia_layout(a::AbstractArray) = permutedims(a, ndims(a):-1:1)
+julia_layout(a::AbstractVector) = a
+
+epoch_file(p::Plan, what::AbstractString, e::Integer) =
+    joinpath(p.dir, string(what, "_train.e", lpad(e, 4, '0'), ".npy"))
+
+"Inputs (Julia layout, Float32) and 0-based Int32 labels of epoch `e` (0-based), in training order."
+epoch_data(p::Plan, e::Integer) =
+    (julia_layout(npzread(epoch_file(p, "x", e))), npzread(epoch_file(p, "y", e)))
+
+"The whole `train` or `test` split, unshuffled."
+split_data(p::Plan, name::AbstractString) =
+    (julia_layout(npzread(joinpath(p.dir, "x_$(name).npy"))), npzread(joinpath(p.dir, "y_$(name).npy")))
+
+"Initial weights, name => array, already in Flux/Knet layout (converted by Python's bridge.layouts)."
+initial_weights(p::Plan) = Dict{String,Array{Float32}}(
+    name => Float32.(npzread(joinpath(p.dir, "julia", "weights", replace(name, "/" => ".") * ".npy")))
+    for name in p.meta["parameters"])
+
+"1-based index ranges of the plan's batches over `n` examples; the partial last batch is kept."
+batch_ranges(n::Integer, batch_size::Integer) = [i:min(i + batch_size - 1, n) for i in 1:batch_size:n]
+
+"""
+    batch_view(x, r)
+
+Examples `r` of `x` (examples on the last axis) as a dense `Array` sharing `x`'s memory: BLAS and
+NNlib see an ordinary Array, and nothing is copied. The caller keeps `x` alive (`GC.@preserve`).
+"""
+function batch_view(x::Array{T,N}, r::UnitRange{Int}) where {T,N}
+    inner = size(x)[1:N-1]
+    return unsafe_wrap(Array, pointer(x, (first(r) - 1) * prod(inner) + 1), (inner..., length(r)))
+end
+
+# Python hands over NumPy buffers as (address, Julia size): the C-order bytes read column-major.
+"Wrap a NumPy float32 buffer at address `ptr` as a Julia `Array{Float32}` of size `dims`, without a copy."
+wrap_inputs(ptr::Integer, dims::Integer...) = unsafe_wrap(Array, Ptr{Float32}(UInt(ptr)), Int.(dims))
+
+"Wrap a NumPy int32 label buffer of length `n` at address `ptr`, without a copy."
+wrap_labels(ptr::Integer, n::Integer) = unsafe_wrap(Array, Ptr{Int32}(UInt(ptr)), Int(n))
+
+"Debug path for the tests: the address of an array's first element (same as NumPy's when nothing was copied)."
+data_pointer(x::Array) = UInt(pointer(x))
+
+"""
+    replay(dir; device="cpu")
+
+Rerun a saved plan natively: train every epoch on the saved batches from the saved initial weights.
+Returns `(losses, epoch_seconds, test_accuracy)`: per-step training losses, seconds per epoch, and the
+test-split accuracy after the last epoch.
+"""
+function replay(dir::AbstractString; device::AbstractString="cpu")
+    p = load_plan(dir)
+    s = prepare(dir; device=device)
+    losses, seconds = Float32[], Float64[]
+    for e in 0:p.meta["epochs"]-1
+        x, y = epoch_data(p, e)
+        l, t = train_epoch(s, x, y)
+        append!(losses, l)
+        push!(seconds, t)
+    end
+    xt, yt = split_data(p, "test")
+    logits = predict(s, xt)
+    accuracy = sum(vec(map(i -> i[1] - 1, argmax(logits; dims=1))) .== yt) / length(yt)
+    return (losses=losses, epoch_seconds=seconds, test_accuracy=accuracy)
+end

@@ -1,0 +1,57 @@
+"""What the flux and knet engines share: driving a Julia engine package through juliacall.
+
+The Julia packages (julia/BridgeFlux, julia/BridgeKnet) define ``prepare``, ``train_epoch`` and
+``predict`` with the same meaning as the Python protocol; this module only hands them memory.
+Batches reach Julia without a copy: the address of the memory-mapped C-order epoch and its shape
+reversed, which Julia wraps as a column-major Array (``wrap_inputs``): ``(N, F)`` is ``F×N``,
+NCHW is WHCN. Losses and logits come back as Julia arrays that NumPy views without a copy.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from bridge.batchplan import batch_checksum
+from bridge.protocol import EpochRun
+
+
+class JuliaEngine:
+    def __init__(self, engine: str):
+        self.engine = engine
+
+    def prepare(self, job):
+        from bridge import julia
+
+        module, import_s = julia.load(self.engine, job.threads)
+        start = time.perf_counter()
+        handle = module.prepare(str(job.plan.root), device=job.experiment.device, threads=job.threads)
+        build_s = time.perf_counter() - start
+        report = julia.python_dict(module.engine_report(handle))
+        report.update(import_s=import_s, build_s=build_s)
+        session = {"module": module, "handle": handle, "slices": job.plan.batch_slices()}
+        return session, report
+
+    @staticmethod
+    def to_julia(module, x: np.ndarray, y: np.ndarray | None = None):
+        """Julia arrays over the same memory as ``x`` (C-contiguous float32) and ``y`` (int32).
+        The caller keeps ``x`` and ``y`` alive while Julia uses them."""
+        if not (x.flags.c_contiguous and x.dtype == np.float32):
+            raise ValueError(f"inputs must be C-contiguous float32 to be shared with Julia, got {x.dtype}")
+        xj = module.wrap_inputs(x.ctypes.data, *reversed(x.shape))
+        if y is None:
+            return xj
+        if not (y.flags.c_contiguous and y.dtype == np.int32):
+            raise ValueError(f"labels must be C-contiguous int32 to be shared with Julia, got {y.dtype}")
+        return xj, module.wrap_labels(y.ctypes.data, len(y))
+
+    def train_epoch(self, s, x: np.ndarray, y: np.ndarray) -> EpochRun:
+        checksums = [batch_checksum(x[sl], y[sl]) for sl in s["slices"]]
+        xj, yj = self.to_julia(s["module"], x, y)
+        result = s["module"].train_epoch(s["handle"], xj, yj)  # (losses, seconds), timed inside Julia
+        return EpochRun(np.asarray(result[0]), float(result[1]), checksums)
+
+    def predict(self, s, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x)
+        logits = s["module"].predict(s["handle"], self.to_julia(s["module"], x))
+        return np.asarray(logits).T  # Julia K×N column-major is NumPy (N, K) C-order: a view

@@ -1,0 +1,124 @@
+"""The flux and knet engines from Python: unavailable without Julia, golden fixtures, the saved plan,
+the zero-copy hand-off contract, and parity against the reference where Julia is set up."""
+import ctypes
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bridge import golden, julia, runner
+from bridge.engines.juliaengine import JuliaEngine
+from bridge.spec import Spec
+
+from .conftest import ROOT, needs_tf
+
+JULIA_ENGINES = ("flux", "knet")
+
+
+@pytest.fixture
+def no_julia_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRIDGE_JULIA_RECORD", str(tmp_path / "none.json"))
+
+
+@needs_tf
+def test_without_julia_keras_runs_and_flux_knet_are_reported_with_the_setup_command(tmp_path, no_julia_record):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "bridge.compare", "--dataset", "iris", "--engines",
+                           "keras,flux,knet", "--epochs", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1
+    for engine in JULIA_ENGINES:
+        line = next(l for l in proc.stderr.splitlines() if f"{engine}/loop unavailable: {engine} needs" in l)
+        assert "python -m bridge.julia setup" in line
+    frame = pd.read_csv(out / "results.csv")
+    assert set(frame.engine) == {"keras"} and len(frame[frame.metric == "step_loss"]) == 2 * 2 * 8
+    status = {e["engine"]: e["status"] for e in json.loads((out / "summary.json").read_text())["engines"]}
+    assert status == {"keras": "ok", "flux": "unavailable", "knet": "unavailable"}
+
+
+def test_golden_fixtures_are_what_the_reference_computes(tmp_path):
+    """The committed julia/golden cases (for Pkg.test) are reproduced by `python -m bridge.golden`."""
+    fresh = golden.write(tmp_path)
+    for name in golden.CASES:
+        committed = ROOT / "julia" / "golden" / name
+        assert np.allclose(np.load(committed / "expected_losses.npy"), fresh[name], rtol=1e-10, atol=0)
+        assert (committed / "plan.toml").read_text() == (tmp_path / name / "plan.toml").read_text()
+        for f in sorted((tmp_path / name).rglob("*.npy")):
+            if f.name != "expected_losses.npy":
+                assert f.read_bytes() == (committed / f.relative_to(tmp_path / name)).read_bytes(), f
+
+
+def test_save_plan_writes_what_a_julia_user_needs(tmp_path):
+    plan_dir = tmp_path / "plan"
+    proc = subprocess.run([sys.executable, "-m", "bridge.compare", "--engines", "reference", "--epochs", "2",
+                           "--save-plan", str(plan_dir), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    import tomllib
+    meta = tomllib.loads((plan_dir / "plan.toml").read_text())
+    assert meta["epochs"] == 2 and meta["optimizer"] == "adam" and meta["steps_per_epoch"] == 8
+    for name in meta["parameters"]:
+        w = np.load(plan_dir / "julia" / "weights" / (name.replace("/", ".") + ".npy"))
+        neutral = np.load(plan_dir / "weights" / (name.replace("/", ".") + ".npy"))
+        assert w.shape == neutral.shape[::-1]  # Dense (in, out) -> (out, in) for Flux/Knet
+    x = np.load(plan_dir / "x_train.e0001.npy")
+    assert x.shape == (120, 4) and x.flags.c_contiguous
+
+
+class StandInJulia:
+    """Stands in for the Julia package (no Julia can run here): wraps an address the way
+    `unsafe_wrap(Array, Ptr{Float32}(ptr), dims)` does, i.e. column-major over the same bytes."""
+
+    @staticmethod
+    def _wrap(ptr, dims, ctype, dtype):
+        n = int(np.prod(dims))
+        buf = (ctype * n).from_address(ptr)
+        return np.frombuffer(buf, dtype=dtype).reshape(dims, order="F")
+
+    def wrap_inputs(self, ptr, *dims):
+        return self._wrap(ptr, dims, ctypes.c_float, np.float32)
+
+    def wrap_labels(self, ptr, n):
+        return self._wrap(ptr, (n,), ctypes.c_int32, np.int32)
+
+
+def test_batches_reach_julia_as_the_same_memory_in_julia_layout(tmp_path):
+    plan, _ = __import__("bridge.batchplan", fromlist=["prepare"]).prepare(
+        Spec(dataset="synthetic", model="cnn", synthetic_shape="3,12,10", synthetic_samples=20, epochs=1), tmp_path)
+    x, y = plan.epoch(0)
+    xj, yj = JuliaEngine.to_julia(StandInJulia(), x, y)
+    assert xj.shape == (10, 12, 3, 20)  # WHCN
+    assert np.shares_memory(xj, x) and xj.ctypes.data == x.ctypes.data
+    n, c, h, w = 7, 2, 5, 9
+    assert xj[w, h, c, n] == x[n, c, h, w]
+    assert np.array_equal(yj, y) and yj.ctypes.data == y.ctypes.data
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        JuliaEngine.to_julia(StandInJulia(), np.asfortranarray(x[:, 0]))
+
+
+PARITY = {
+    "iris-mlp-sgd": (dict(optimizer="sgd", learning_rate=0.1, epochs=7), 50),
+    "iris-mlp-adam": (dict(optimizer="adam", learning_rate=0.01, epochs=7), 50),
+    "synthetic-cnn-adam": (dict(dataset="synthetic", model="cnn", synthetic_samples=320, batch_size=32,
+                                optimizer="adam", learning_rate=0.001, epochs=1), 10),
+}
+
+
+@pytest.mark.parametrize("engine", JULIA_ENGINES)
+@pytest.mark.parametrize("case", list(PARITY))
+def test_julia_engine_matches_the_reference_step_by_step(engine, case, tmp_path):
+    reason = julia.unavailable_reason(engine)
+    if reason:
+        pytest.skip(reason)
+    values, steps = PARITY[case]
+    spec = Spec(engines=("reference", engine), **values)
+    res = runner.run(spec, tmp_path)
+    assert not res.failed, [o.message for o in res.outcomes]
+    f = res.frame[res.frame.metric == "step_loss"]
+    ref = f[f.engine == "reference"].sort_values("step").value.to_numpy()[:steps]
+    got = f[f.engine == engine].sort_values("step").value.to_numpy()[:steps]
+    tolerance = golden.TOLERANCE[spec.optimizer]
+    assert np.max(np.abs(got - ref) / np.abs(ref)) <= tolerance
