@@ -1,0 +1,79 @@
+# Pkg.test("BridgeFlux"): parity with the NumPy reference on the golden plans (no Python needed),
+# plus the zero-copy helpers and the first Keras-Adam step.
+using BridgeFlux, Test, NPZ
+using Optimisers  # a dependency of BridgeFlux, hence loadable in its test environment
+
+const GOLDEN = joinpath(@__DIR__, "..", "..", "golden")
+
+# The relative per-step loss tolerances of bridge/golden.py (TOLERANCE), by optimizer.
+tolerance(case) = endswith(case, "-sgd") ? 1e-5 : endswith(case, "-adam") ? 1e-4 :
+                  error("golden case $case names no optimizer")
+
+@testset "BridgeFlux" begin
+    @testset "golden $(basename(case))" for case in sort(filter(isdir, readdir(GOLDEN; join=true)))
+        r = BridgeFlux.replay(case)
+        expected = npzread(joinpath(case, "expected_losses.npy"))
+        @test length(r.losses) == length(expected)
+        @test maximum(abs.(r.losses .- expected) ./ abs.(expected)) <= tolerance(basename(case))
+        @test all(t -> t >= 0, r.epoch_seconds)
+        @test 0 <= r.test_accuracy <= 1
+    end
+
+    @testset "batch_view shares memory" begin
+        a = reshape(Float32.(1:30), 2, 3, 5)
+        y = Int32[0, 1, 2, 1, 0]
+        ranges = BridgeFlux.batch_ranges(5, 2)
+        @test ranges == [1:2, 3:4, 5:5]  # partial last batch kept
+        GC.@preserve a y begin
+            v = BridgeFlux.batch_view(a, ranges[3])
+            @test size(v) == (2, 3, 1)
+            @test pointer(v) == pointer(a) + 4 * 6 * sizeof(Float32)
+            @test v == a[:, :, 5:5]
+            v[1] = -1.0f0
+            @test a[1, 1, 5] == -1.0f0
+            yb = BridgeFlux.batch_view(y, ranges[2])
+            @test yb == Int32[2, 1]
+            @test pointer(yb) == pointer(y, 3)
+        end
+    end
+
+    @testset "wrap_inputs / wrap_labels round trip" begin
+        a = reshape(Float32.(1:12), 4, 3)
+        labels = Int32[3, 1, 2]
+        GC.@preserve a labels begin
+            w = BridgeFlux.wrap_inputs(UInt(pointer(a)), size(a)...)
+            @test size(w) == size(a) && w == a
+            @test BridgeFlux.data_pointer(w) == BridgeFlux.data_pointer(a)
+            w[2, 3] = 7.0f0
+            @test a[2, 3] == 7.0f0
+            l = BridgeFlux.wrap_labels(UInt(pointer(labels)), length(labels))
+            @test l == labels
+            @test BridgeFlux.data_pointer(l) == BridgeFlux.data_pointer(labels)
+        end
+    end
+
+    @testset "KerasAdam first step" begin
+        rule = BridgeFlux.KerasAdam(0.01, 0.9, 0.999, 1e-7)
+        x = Float32[1.0, -2.0, 0.5]
+        g = Float32[0.1, -0.2, 0.3]
+        # Hand computation in Float64 from the Keras formula at t = 1, with every constant
+        # rounded to Float32 the way Keras/numpy_nn round it (beta before the power, 1 - beta
+        # in Float64 then rounded).
+        f(c) = Float64(Float32(c))
+        alpha = f(0.01) * sqrt(1 - f(0.999)) / (1 - f(0.9))
+        m = f(1 - 0.9) .* g
+        v = f(1 - 0.999) .* Float64.(g) .^ 2
+        expected = m .* alpha ./ (sqrt.(v) .+ f(1e-7))
+        state, step = Optimisers.apply!(rule, Optimisers.init(rule, x), x, g)
+        @test state[3] == 1
+        @test all(isapprox.(state[1], m; rtol=1e-6))
+        @test all(isapprox.(state[2], v; rtol=1e-6))
+        # A few Float32 roundings; Optimisers.Adam's form would be ~3e-5 off here.
+        @test all(isapprox.(step, expected; rtol=2e-6))
+        # Through Optimisers.update!, the parameter moves by exactly that step.
+        x0 = copy(x)
+        tree = Optimisers.setup(rule, x)
+        Optimisers.update!(tree, x, g)
+        @test x == x0 .- step
+    end
+end
