@@ -122,3 +122,21 @@ def test_julia_engine_matches_the_reference_step_by_step(engine, case, tmp_path)
     got = f[f.engine == engine].sort_values("step").value.to_numpy()[:steps]
     tolerance = golden.TOLERANCE[spec.optimizer]
     assert np.max(np.abs(got - ref) / np.abs(ref)) <= tolerance
+
+
+@pytest.mark.parametrize("engine", JULIA_ENGINES)
+def test_batches_reach_real_julia_without_a_copy(engine):
+    """In its own process (juliacall must not share one with TensorFlow)."""
+    reason = julia.unavailable_reason(engine)
+    if reason:
+        pytest.skip(reason)
+    proc = subprocess.run([sys.executable, "-m", "bridge.julia", "check", engine], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert "zero-copy hand-off verified" in proc.stdout
+
+
+def test_julia_check_without_julia_names_the_setup_command(no_julia_record):
+    proc = subprocess.run([sys.executable, "-m", "bridge.julia", "check", "flux"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1 and "python -m bridge.julia setup" in proc.stderr
