@@ -13,6 +13,8 @@ from types import ModuleType
 ENGINES = {
     "reference": "bridge.engines.reference",
     "keras": "bridge.engines.tfkeras",
+    "keras-jax": "bridge.engines.keras_jax",
+    "keras-torch": "bridge.engines.keras_torch",
     "flux": "bridge.engines.flux",
     "knet": "bridge.engines.knet",
 }
