@@ -11,9 +11,11 @@ PythonCall hands over without a copy.
 - Conv: Keras HWIO ``(kH, kW, Cin, Cout)``; Flux ``CrossCor`` / Knet ``conv4(mode=1)`` weight
   ``(kW, kH, Cin, Cout)``. Both compute cross-correlation, so no kernel flip (a Flux ``Conv`` or
   Knet ``conv4(mode=0)`` would need :func:`flip_spatial` on top).
-- Flatten: Keras flattens NHWC as ``(h*W + w)*C + c``; Julia flattens WHCN as ``w + W*h + W*H*c``.
-  :func:`dense_rows_nhwc_to_whcn` reorders the rows of the first Dense kernel once, so the Julia model
-  can flatten natively.
+- Flatten: Keras flattens NHWC as ``(h*W + w)*C + c``; Julia flattens WHCN as ``w + W*h + W*H*c``;
+  PyTorch flattens NCHW as ``(c*H + h)*W + w``. :func:`dense_rows_nhwc_to_whcn` and
+  :func:`dense_rows_nhwc_to_nchw` reorder the rows of the first Dense kernel once, so each model can
+  flatten natively.
+- PyTorch: ``nn.Linear.weight`` ``(out, in)``; ``nn.Conv2d.weight`` OIHW, cross-correlation like Keras.
 """
 from __future__ import annotations
 
@@ -93,4 +95,54 @@ def to_julia(weights: dict[str, np.ndarray], feature_shape: tuple[int, int, int]
             out[name] = julia_dense(dense_rows_nhwc_to_whcn(array, feature_shape))
         else:
             out[name] = julia_dense(array)
+    return out
+
+
+def dense_rows_nhwc_to_nchw(kernel: np.ndarray, feature_shape: tuple[int, int, int]) -> np.ndarray:
+    """Reorder the rows of a Dense kernel ``(H*W*C, out)`` that reads an NHWC flatten (Keras,
+    index ``(h*W + w)*C + c``) so that it reads an NCHW flatten (PyTorch ``nn.Flatten``, index
+    ``(c*H + h)*W + w``) instead. ``feature_shape`` is ``(H, W, C)``."""
+    h, w, c = feature_shape
+    out = kernel.shape[1]
+    return np.ascontiguousarray(kernel.reshape(h, w, c, out).transpose(2, 0, 1, 3).reshape(c * h * w, out))
+
+
+def dense_rows_nchw_to_nhwc(kernel: np.ndarray, feature_shape: tuple[int, int, int]) -> np.ndarray:
+    """Inverse of :func:`dense_rows_nhwc_to_nchw`."""
+    h, w, c = feature_shape
+    out = kernel.shape[1]
+    return np.ascontiguousarray(kernel.reshape(c, h, w, out).transpose(1, 2, 0, 3).reshape(h * w * c, out))
+
+
+def torch_dense(kernel: np.ndarray) -> np.ndarray:
+    """Keras ``(in, out)`` → ``nn.Linear.weight`` ``(out, in)``, C-contiguous."""
+    return np.ascontiguousarray(kernel.T)
+
+
+def torch_conv(kernel: np.ndarray) -> np.ndarray:
+    """Keras HWIO ``(kH, kW, Cin, Cout)`` → ``nn.Conv2d.weight`` OIHW ``(Cout, Cin, kH, kW)``, both
+    cross-correlation (no flip), C-contiguous."""
+    return np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+
+
+def to_torch(weights: dict[str, np.ndarray], feature_shape: tuple[int, int, int] | None = None
+             ) -> dict[str, np.ndarray]:
+    """Every parameter in PyTorch's layout (C-contiguous arrays; names unchanged).
+
+    ``feature_shape`` ``(H', W', C')`` is needed for a model with convolutions: the first Dense after
+    them gets its rows reordered for the NCHW flatten. Biases are unchanged.
+    """
+    out = {}
+    has_conv = any(k.startswith("conv_") for k in weights)
+    for name, array in weights.items():
+        if name.endswith("/bias"):
+            out[name] = np.ascontiguousarray(array)
+        elif name.startswith("conv_"):
+            out[name] = torch_conv(array)
+        elif name == "dense_0/kernel" and has_conv:
+            if feature_shape is None:
+                raise ValueError("feature_shape is needed to reorder dense_0 after convolutions")
+            out[name] = torch_dense(dense_rows_nhwc_to_nchw(array, feature_shape))
+        else:
+            out[name] = torch_dense(array)
     return out

@@ -15,6 +15,8 @@ ENGINES = {
     "keras": "bridge.engines.tfkeras",
     "keras-jax": "bridge.engines.keras_jax",
     "keras-torch": "bridge.engines.keras_torch",
+    "torch": "bridge.engines.pytorch",
+    "jax": "bridge.engines.jaxjit",
     "flux": "bridge.engines.flux",
     "knet": "bridge.engines.knet",
 }

@@ -26,7 +26,7 @@ def test_help_documents_every_spec_field():
 
 @pytest.mark.parametrize("args, words", [
     (["--dataset", "mnist"], ["dataset 'mnist'", "iris, fashion-mnist, synthetic"]),
-    (["--engines", "reference,flax"], ["engine 'flax' is not known", "reference, keras, flux, knet"]),
+    (["--engines", "reference,flax"], ["engine 'flax' is not known", "reference, keras, keras-jax, keras-torch, torch, jax, flux, knet"]),
     (["--engines", "keras:eager"], ["mode 'eager' of engine 'keras'", "fit, loop"]),
     (["--batch_size", "0"], ["batch_size must be greater than zero, got 0"]),
     (["--epochs", "-1"], ["epochs must be greater than zero, got -1"]),

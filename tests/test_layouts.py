@@ -1,5 +1,6 @@
 """Layout conversions: round trips, and that the converted weights compute what Keras computes."""
 import numpy as np
+import pytest
 
 from bridge import layouts
 from bridge.models import cnn_feature_shape, parameter_shapes
@@ -84,3 +85,27 @@ def test_to_julia_converts_every_parameter_of_the_cnn():
     assert j["conv_0/kernel"].shape == (3, 3, 1, 32) and j["dense_0/kernel"].shape == (128, 1600)
     assert j["dense_1/kernel"].shape == (10, 128) and np.array_equal(j["dense_0/bias"], w["dense_0/bias"])
     assert all(a.flags.f_contiguous for a in j.values())
+
+
+def test_dense_rows_nchw_reorder_reads_the_torch_flatten():
+    n, h, w, c, out = 3, 5, 4, 6, 7
+    feat_nhwc = rng.standard_normal((n, h, w, c))
+    kernel = rng.standard_normal((h * w * c, out))
+    keras = feat_nhwc.reshape(n, -1) @ kernel
+    feat_nchw = np.ascontiguousarray(feat_nhwc.transpose(0, 3, 1, 2))  # what nn.Flatten reads
+    torch_k = layouts.dense_rows_nhwc_to_nchw(kernel, (h, w, c))
+    assert np.allclose(feat_nchw.reshape(n, -1) @ torch_k, keras)
+    assert np.array_equal(layouts.dense_rows_nchw_to_nhwc(torch_k, (h, w, c)), kernel)
+
+
+def test_to_torch_layouts():
+    shapes = parameter_shapes("cnn", "fashion-mnist", (1, 28, 28), 10)
+    weights = glorot_uniform(shapes, 0)
+    t = layouts.to_torch(weights, cnn_feature_shape((1, 28, 28)))
+    assert t["conv_0/kernel"].shape == (32, 1, 3, 3) and t["conv_1/kernel"].shape == (64, 32, 3, 3)
+    assert t["dense_0/kernel"].shape == (128, 5 * 5 * 64) and t["dense_1/kernel"].shape == (10, 128)
+    assert np.array_equal(t["conv_1/kernel"][5, 7], weights["conv_1/kernel"][:, :, 7, 5])
+    assert np.array_equal(t["dense_1/kernel"], weights["dense_1/kernel"].T)
+    assert all(a.flags.c_contiguous for a in t.values())
+    with pytest.raises(ValueError, match="feature_shape"):
+        layouts.to_torch(weights)

@@ -32,8 +32,8 @@ def test_failing_engines_leave_the_others_results_and_a_nonzero_exit(tmp_path):
 
 
 def test_an_unknown_engine_is_a_usage_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bridge.compare", "--engines", "reference,pytorch",
+    proc = subprocess.run([sys.executable, "-m", "bridge.compare", "--engines", "reference,pytorch3",
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
-    assert "engine 'pytorch' is not known; accepted: reference, keras, flux, knet" in proc.stderr
+    assert "engine 'pytorch3' is not known; accepted: reference, keras, keras-jax, keras-torch, torch, jax, flux, knet" in proc.stderr
