@@ -13,6 +13,7 @@ from dataclasses import MISSING
 from pathlib import Path
 
 from . import registry
+from .progress import RunProgress
 from .spec import FIELDS, Spec, SpecError, from_mapping, load_toml
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -39,7 +40,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--save-plan", metavar="DIR", dest="save_plan",
                    help="write the batch plan (plan.toml, initial weights, every epoch's batches as .npy) to DIR "
                         "instead of OUT/plan, to rerun the experiment natively in Julia (see README)")
-    p.add_argument("--quiet", action="store_true", help="print only the summary table and errors")
+    p.add_argument("--quiet", action="store_true", help="print only the summary table and errors (no progress)")
+    p.add_argument("--no-report", action="store_true", dest="no_report",
+                   help="do not write figures/ and report.html into the output folder at the end")
     spec_group = p.add_argument_group("experiment spec (defaults shown)")
     for name, f in FIELDS.items():
         default = f.default if f.default is not MISSING else None
@@ -65,16 +68,18 @@ def _check_out(out: Path) -> None:
         raise UsageError(f"output folder {str(out)!r} is not writable ({e.strerror}); give a writable --out") from None
 
 
-def _progress(quiet: bool, printed: set):
-    def on_outcome(o) -> None:
-        if o.ok and not quiet:
-            last = o.epochs[-1] if o.epochs else {}
-            print(f"  {o.run.label} repeat {o.repeat + 1}: {len(o.epochs)} epochs in {o.wall_s:.1f} s, "
-                  f"test accuracy {last.get('test_accuracy', float('nan')):.3f}", flush=True)
-        elif o.failed:
-            printed.add(o.message)
-            print(f"  {o.message}", file=sys.stderr, flush=True)
-    return on_outcome
+def _write_report(out: Path, quiet: bool) -> None:
+    """Figures and report.html; a failure here is a warning, never a lost result or another exit code."""
+    try:
+        from . import report
+
+        path = report.build(out)
+    except Exception as e:  # noqa: BLE001 - plotting must not cost the run its results
+        print(f"warning: report not written ({type(e).__name__}: {e}); the results are saved, retry with "
+              f"python -m bridge.report {out}", file=sys.stderr)
+    else:
+        if not quiet:
+            print(f"report written to {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,18 +99,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bridge: {spec.dataset} {spec.model}, {spec.optimizer} lr={spec.learning_rate:g}, batch "
               f"{spec.batch_size}, {spec.epochs} epochs, {spec.repeats} repeat(s), device {spec.device}, "
               f"threads {runner.resolve_threads(spec)} -> {out}", flush=True)
+    progress = RunProgress.for_spec(spec, quiet=args.quiet)
     try:
-        printed: set[str] = set()
-        res = runner.run(spec, out, on_outcome=_progress(args.quiet, printed), plan_dir=args.save_plan)
+        with progress:
+            res = runner.run(spec, out, on_event=progress.on_event, on_outcome=progress.on_outcome,
+                             plan_dir=args.save_plan)
     except (OSError, ValueError) as e:  # data that cannot be had, a plan too large
         print(f"bridge.compare: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(results.format_table(res.summary))
     for w in res.warnings:
-        if w not in printed and (not args.quiet or w.startswith(tuple(o.message for o in res.outcomes if o.failed))):
+        failed = tuple(o.message for o in res.outcomes if o.failed)
+        if w not in progress.printed and (not args.quiet or w.startswith(failed)):
             print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:
         print(f"results written to {res.out}/ (results.csv, summary.json, checksums.csv, spec.toml)")
+    if not args.no_report:
+        _write_report(res.out, args.quiet)
     return EXIT_FAILED if res.failed else 0
 
 
