@@ -75,27 +75,30 @@ def dense_rows_whcn_to_nhwc(kernel: np.ndarray, feature_shape: tuple[int, int, i
                                 .reshape(h * w * c, out))
 
 
-def to_julia(weights: dict[str, np.ndarray], feature_shape: tuple[int, int, int] | None = None
-             ) -> dict[str, np.ndarray]:
-    """Every parameter in the Flux/Knet layout (F-order arrays whose shape is the Julia size).
-
-    ``feature_shape`` ``(H', W', C')`` is needed for a model with convolutions: the first Dense after
-    them gets its rows reordered for the WHCN flatten. Biases are unchanged.
-    """
+def _convert(weights: dict[str, np.ndarray], feature_shape, dense, conv, reorder_rows) -> dict[str, np.ndarray]:
+    """Every parameter through ``dense`` / ``conv``; the first Dense after convolutions also through
+    ``reorder_rows`` (for the engine's flatten order), which needs ``feature_shape`` ``(H', W', C')``."""
     out = {}
     has_conv = any(k.startswith("conv_") for k in weights)
     for name, array in weights.items():
         if name.endswith("/bias"):
-            out[name] = array
+            out[name] = np.ascontiguousarray(array)
         elif name.startswith("conv_"):
-            out[name] = julia_conv(array)
+            out[name] = conv(array)
         elif name == "dense_0/kernel" and has_conv:
             if feature_shape is None:
                 raise ValueError("feature_shape is needed to reorder dense_0 after convolutions")
-            out[name] = julia_dense(dense_rows_nhwc_to_whcn(array, feature_shape))
+            out[name] = dense(reorder_rows(array, feature_shape))
         else:
-            out[name] = julia_dense(array)
+            out[name] = dense(array)
     return out
+
+
+def to_julia(weights: dict[str, np.ndarray], feature_shape: tuple[int, int, int] | None = None
+             ) -> dict[str, np.ndarray]:
+    """Every parameter in the Flux/Knet layout (F-order arrays whose shape is the Julia size); the first
+    Dense after convolutions reads the WHCN flatten. Biases are unchanged."""
+    return _convert(weights, feature_shape, julia_dense, julia_conv, dense_rows_nhwc_to_whcn)
 
 
 def dense_rows_nhwc_to_nchw(kernel: np.ndarray, feature_shape: tuple[int, int, int]) -> np.ndarray:
@@ -127,22 +130,6 @@ def torch_conv(kernel: np.ndarray) -> np.ndarray:
 
 def to_torch(weights: dict[str, np.ndarray], feature_shape: tuple[int, int, int] | None = None
              ) -> dict[str, np.ndarray]:
-    """Every parameter in PyTorch's layout (C-contiguous arrays; names unchanged).
-
-    ``feature_shape`` ``(H', W', C')`` is needed for a model with convolutions: the first Dense after
-    them gets its rows reordered for the NCHW flatten. Biases are unchanged.
-    """
-    out = {}
-    has_conv = any(k.startswith("conv_") for k in weights)
-    for name, array in weights.items():
-        if name.endswith("/bias"):
-            out[name] = np.ascontiguousarray(array)
-        elif name.startswith("conv_"):
-            out[name] = torch_conv(array)
-        elif name == "dense_0/kernel" and has_conv:
-            if feature_shape is None:
-                raise ValueError("feature_shape is needed to reorder dense_0 after convolutions")
-            out[name] = torch_dense(dense_rows_nhwc_to_nchw(array, feature_shape))
-        else:
-            out[name] = torch_dense(array)
-    return out
+    """Every parameter in PyTorch's layout (C-contiguous arrays); the first Dense after convolutions
+    reads the NCHW flatten. Biases are unchanged."""
+    return _convert(weights, feature_shape, torch_dense, torch_conv, dense_rows_nhwc_to_nchw)
