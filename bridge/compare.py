@@ -108,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bridge.compare: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(results.format_table(res.summary))
+    failed = [o.message for o in res.outcomes if o.failed]
     for w in res.warnings:
-        failed = tuple(o.message for o in res.outcomes if o.failed)
-        if w not in progress.printed and (not args.quiet or w.startswith(failed)):
+        if w not in progress.printed and (not args.quiet or any(m in w for m in failed)):
             print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:
         print(f"results written to {res.out}/ (results.csv, summary.json, checksums.csv, spec.toml)")
