@@ -25,19 +25,20 @@ def prepare(job):
 
     t1 = time.perf_counter()
     torch.set_num_threads(job.threads)
-    if spec.device == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda: PyTorch sees no CUDA GPU; run with --device cpu or install a "
-                               "CUDA build of torch")
-        torch.backends.cuda.matmul.allow_tf32 = False  # parity: full float32 matmuls and convolutions
-        torch.backends.cudnn.allow_tf32 = False
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: PyTorch sees no CUDA GPU; run with --device cpu or install a "
+                           "CUDA build of torch")
+    # parity: full float32 matmuls and convolutions (set on the CPU too, so every report says the same)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     s = kerasfit.build(keras, job, "fit")
     report = {
         "framework": "keras/torch", "framework_version": keras.__version__, "backend": "torch",
         "backend_version": torch.__version__,
         "device": torch.cuda.get_device_name(0) if spec.device == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "inter_op_threads": torch.get_num_interop_threads(),
-        "tf32": bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32),
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
         "import_s": import_s, "build_s": time.perf_counter() - t1,
     }
     return s, report
