@@ -1,4 +1,5 @@
-from .compare import main
 import sys
+
+from .compare import main
 
 sys.exit(main())

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         spec = spec_from_args(args)
-        registry.resolve(spec.engines)  # unknown engines and modes are usage errors
+        registry.runs(spec)  # unknown engines and modes are usage errors
         runner.check_device(spec)
         out = Path(args.out)
         _check_out(out)

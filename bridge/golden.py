@@ -1,60 +1,97 @@
 """Golden fixtures for the Julia packages' own tests: ``python -m bridge.golden [DIR]``.
 
-Each case is a saved batch plan (the same folder ``--save-plan`` writes: plan.toml, the batches, the
-initial weights in Julia layout) plus ``expected_losses.npy``, the per-step training losses the NumPy
-reference (float64) computes on it. ``Pkg.test`` of BridgeFlux and BridgeKnet replays every case
-and compares, so Julia's own CI verifies parity without Python. Default DIR: ``julia/golden``.
+``DIR/golden.toml`` lists the cases. Each case replays one of the saved batch plans in ``DIR/<plan>/``
+(the folder ``--save-plan`` writes: plan.toml, the batches, the initial weights in Julia layout) with
+an optimizer's settings, and ``DIR/expected/<case>.npy`` holds the per-step training losses the NumPy
+reference computes on it in float64. The sgd and adam cases of a model share one plan. ``Pkg.test``
+of BridgeFlux and BridgeKnet replays every case and compares within the tolerance golden.toml carries
+(:data:`bridge.parity.TOLERANCE`), so Julia's own CI checks parity without Python.
+
+The expected losses use the reference variant that models Flux and Knet on the CPU: NNlib's max-pool
+gradient rule (:mod:`bridge.parity`). The CNN plan is chosen so that the rule matters there: with
+Keras' exact rule its losses differ from the expected ones by far more than the tolerance (see
+``tests/test_golden.py``), and its feature map (2×3×64 in Julia's W×H×C, from 3×20×16 inputs) is large
+enough and non-square, so a wrong flatten order fails too. Default DIR: ``julia/golden``.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import batchplan
+from . import batchplan, parity
 from .protocol import Job
 from .spec import Spec
 
-SMALL = dict(epochs=2, batch_size=16)
-CASES = {
-    "mlp-sgd": Spec(dataset="iris", optimizer="sgd", learning_rate=0.1, **SMALL),
-    "mlp-adam": Spec(dataset="iris", optimizer="adam", learning_rate=0.01, **SMALL),
-    "cnn-sgd": Spec(dataset="synthetic", model="cnn", synthetic_shape="1,12,12", synthetic_samples=40,
-                    classes=4, optimizer="sgd", learning_rate=0.05, **SMALL),
-    "cnn-adam": Spec(dataset="synthetic", model="cnn", synthetic_shape="1,12,12", synthetic_samples=40,
-                     classes=4, optimizer="adam", learning_rate=0.001, **SMALL),
+PLANS = {
+    "mlp": Spec(dataset="iris", epochs=2, batch_size=16),
+    "cnn": Spec(dataset="synthetic", model="cnn", synthetic_shape="3,20,16", synthetic_samples=44, classes=4,
+                epochs=2, batch_size=16),
 }
-TOLERANCE = {"sgd": 1e-5, "adam": 1e-4}
-"""Relative per-step loss difference the Julia tests allow (the same as for every engine)."""
+"""The saved plans; 44 CNN examples make batches of 16, 16 and 12 (a partial last batch)."""
+OPTIMIZERS = {"sgd": dict(optimizer="sgd", learning_rate=0.1), "adam": dict(optimizer="adam", learning_rate=0.01)}
+CNN_OPTIMIZERS = {"sgd": dict(optimizer="sgd", learning_rate=0.05), "adam": dict(optimizer="adam", learning_rate=0.001)}
+CASES = {f"{plan}-{name}": (plan, settings)
+         for plan in PLANS for name, settings in (CNN_OPTIMIZERS if plan == "cnn" else OPTIMIZERS).items()}
+"""case name -> (plan, the optimizer settings that replace the plan's)."""
+MAXPOOL_GRADIENT = "nnlib"
+"""The max-pool gradient rule the expected losses follow: Flux's and Knet's on the CPU."""
 
 
-def reference_losses(spec: Spec, plan_dir: Path) -> np.ndarray:
-    """Per-step losses of the reference engine over every epoch of the plan in ``plan_dir``."""
+def case_spec(name: str) -> Spec:
+    plan, settings = CASES[name]
+    return PLANS[plan].replace(**settings)
+
+
+def reference_losses(spec: Spec, plan_dir: Path, rule: str = MAXPOOL_GRADIENT) -> np.ndarray:
+    """Per-step losses of the reference engine (the variant for ``rule``) over every epoch of the plan in
+    ``plan_dir``, trained with ``spec``'s optimizer."""
     from .engines import reference
 
-    job = Job(engine="reference", mode="float64", repeat=0, plan_dir=str(plan_dir), spec=spec.to_dict(),
-              threads=1, record_path="")
+    job = Job(engine="reference", mode=parity.reference_mode(rule, spec.model), repeat=0, plan_dir=str(plan_dir),
+              spec=spec.to_dict(), threads=1, record_path="")
     session, _ = reference.prepare(job)
     return np.concatenate([reference.train_epoch(session, *job.plan.epoch(e)).losses
                            for e in range(job.plan.epochs)])
 
 
+def golden_toml() -> str:
+    keys = ("optimizer", "learning_rate", "beta_1", "beta_2", "epsilon")
+    lines = ["# Written by `python -m bridge.golden`; read by the Pkg.test of BridgeFlux and BridgeKnet.",
+             "# Each case trains plan <plan> with the optimizer settings given here (they replace the plan's)",
+             "# and compares its per-step losses with expected/<case>.npy: the NumPy float64 reference's, with",
+             f"# the max-pool gradient rule named below. tolerance: largest relative per-step difference.",
+             f"maxpool_gradient = {json.dumps(MAXPOOL_GRADIENT)}", "", "[tolerance]"]
+    lines += [f"{k} = {v!r}" for k, v in parity.TOLERANCE.items()]
+    for name, (plan, _) in CASES.items():
+        spec = case_spec(name)
+        lines += ["", f"[cases.{name}]", f"plan = {json.dumps(plan)}"]
+        lines += [f"{k} = {json.dumps(getattr(spec, k))}" for k in keys]
+    return "\n".join(lines) + "\n"
+
+
 def write(root: Path) -> dict[str, np.ndarray]:
-    out = {}
-    for name, spec in CASES.items():
-        case = root / name
-        shutil.rmtree(case, ignore_errors=True)
-        batchplan.prepare(spec, case)
-        out[name] = reference_losses(spec, case)
-        shutil.rmtree(case / "weights")  # the Julia tests read julia/weights and plan.toml only
-        (case / "plan.json").unlink()
-        np.save(case / "expected_losses.npy", out[name])
+    """Write every plan, golden.toml and the expected losses under ``root``; returns case -> losses."""
+    root = Path(root)
+    for plan, spec in PLANS.items():
+        folder = root / plan
+        shutil.rmtree(folder, ignore_errors=True)
+        batchplan.prepare(spec, folder)
+    out = {name: reference_losses(case_spec(name), root / CASES[name][0]) for name in CASES}
+    for plan in PLANS:
+        shutil.rmtree(root / plan / "weights")  # the Julia tests read julia/weights and plan.toml only
+        (root / plan / "plan.json").unlink()
+    (root / "expected").mkdir(parents=True, exist_ok=True)
+    for name, losses in out.items():
+        np.save(root / "expected" / f"{name}.npy", losses)
+    (root / "golden.toml").write_text(golden_toml())
     return out
 
 
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "julia/golden")
     for name, losses in write(target).items():
-        print(f"{target / name}: {len(losses)} steps, loss {losses[0]:.6f} -> {losses[-1]:.6f}")
+        print(f"{target} {name}: {len(losses)} steps, loss {losses[0]:.6f} -> {losses[-1]:.6f}")

@@ -1,19 +1,24 @@
-"""The Python↔Julia boundary: the one module that configures and imports juliacall.
+"""Setting up the Julia engines: ``python -m bridge.julia setup | status | check ENGINE``.
 
-Each Julia engine runs in its own worker with its own Julia and Julia project, because Knet 1.4.10
-resolves only on Julia 1.9 and Flux 0.16 needs Julia ≥ 1.10 (and a process hosts one Julia).
-juliacall 0.9.28 is the one release whose PythonCall serves both, and its ``PYTHON_JULIACALL_EXE`` /
-``PYTHON_JULIACALL_PROJECT`` pair skips juliapkg entirely, so nothing is ever resolved or downloaded
-behind the user's back.
+Each Julia engine runs in its own worker with its own Julia, because Knet 1.4.10's dependency set
+loads only on Julia 1.9 and Flux 0.16 needs Julia ≥ 1.10 (a process hosts one Julia). juliacall 0.9.28
+is the newest release whose PythonCall serves both; it crashes on Python 3.14 (PythonCall's FAQ; fixed
+in 0.9.31, which no longer serves Julia 1.9), so the engines refuse Python ≥ 3.14.
 
-``python -m bridge.julia setup`` finds Julia for each engine (a path you give, juliaup, or ``julia`` on
-the PATH), instantiates and precompiles the engine's project (``julia/BridgeFlux``,
-``julia/BridgeKnet``) and records where they are; ``python -m bridge.julia status`` shows the record; ``python -m bridge.julia check ENGINE`` loads the
-engine's package and verifies that batches reach Julia without a copy.
+``setup`` finds a Julia for each engine (a path you give, juliaup's channel, or ``julia`` on the PATH),
+records the binary itself (``Sys.BINDIR``, never juliaup's launcher, whose default can change), makes
+the engine's Julia environment in a user-writable folder (``BRIDGE_JULIA_HOME``, default
+``~/.local/share/bridge/julia/<engine>``: the engine's package, shipped with bridge, plus PythonCall
+pinned to juliacall's version and, for ``--cuda``, CUDA.jl and cuDNN), instantiates and precompiles it,
+and records it. Only ``setup --install`` downloads Julia (through juliaup, or juliacall's own installer,
+juliapkg), and only then. ``check`` loads an engine's package, verifies that batches reach Julia without
+a copy, and times the first epoch of a tiny plan. Configuring and importing juliacall happens in
+:mod:`bridge.julia_import` alone.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import importlib.util
 import json
 import os
@@ -21,25 +26,34 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-JULIACALL_VERSION = "0.9.28"
+from .julia_import import JULIACALL_VERSION, PACKAGES
+
 SETUP = "python -m bridge.julia setup"
-PACKAGES = {"flux": "BridgeFlux", "knet": "BridgeKnet"}
-# Julia versions each engine's project resolves on: [low, high)
+# Julia versions each engine's environment resolves on: [low, high). 1.10.3 is where juliacall 0.9.28's
+# own Julia requirement starts again after 1.9 ("~1.9, ^1.10.3").
 JULIA_RANGE = {"flux": ((1, 10, 3), (1, 12, 0)), "knet": ((1, 9, 0), (1, 10, 0))}
 JULIAUP_CHANNEL = {"flux": "1.10", "knet": "1.9"}
+UUIDS = {"PythonCall": "6099a3de-0909-46bc-b1f4-468b9a2dfc0d", "CUDA": "052768ef-5323-5732-b1bb-66c8b64840ba",
+         "cuDNN": "02a925ec-e4fe-4b08-9a7e-0d78e3d38ccd"}
+PYTHON_MAX = (3, 14)  # juliacall 0.9.28 serves Python below this
+PROBE = 'print(VERSION, "\\n", joinpath(Sys.BINDIR, Base.julia_exename()))'
 
 
 def sources() -> Path:
-    """The ``julia/`` folder of a source checkout (the Julia engines are not shipped in wheels)."""
-    return Path(__file__).resolve().parent.parent / "julia"
+    """The folder holding the Julia packages (BridgeFlux, BridgeKnet, common/), shipped with bridge."""
+    return Path(str(importlib.resources.files("bridge.julia_packages")))
 
 
 def record_path() -> Path:
     default = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "bridge" / "julia.json"
     return Path(os.environ.get("BRIDGE_JULIA_RECORD", default))
+
+
+def environments_home() -> Path:
+    default = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "bridge" / "julia"
+    return Path(os.environ.get("BRIDGE_JULIA_HOME", default))
 
 
 def load_record() -> dict:
@@ -49,64 +63,22 @@ def load_record() -> dict:
         return {}
 
 
+def _version_text(v) -> str:
+    return ".".join(map(str, v))
+
+
 def _range_text(engine: str) -> str:
     (lo, hi) = JULIA_RANGE[engine]
-    return f"Julia >= {'.'.join(map(str, lo))}, < {'.'.join(map(str, hi[:2]))}"
+    return f"Julia >= {_version_text(lo)}, < {_version_text(hi[:2])}"
 
 
-def unavailable_reason(engine: str) -> str | None:
-    """Why ``engine`` (flux or knet) cannot run here, naming the fix; None when it can."""
-    if importlib.util.find_spec("juliacall") is None:
-        return f"{engine} needs juliacall=={JULIACALL_VERSION}; run: pip install 'bridge[julia]' && {SETUP}"
-    entry = load_record().get(engine)
-    if not entry:
-        return (f"{engine} needs {_range_text(engine)} with the {PACKAGES[engine]} project set up, and none is "
-                f"recorded in {record_path()}; run: {SETUP}")
-    if not Path(entry["exe"]).exists():
-        return f"{engine}: the recorded Julia {entry['exe']} is gone; run: {SETUP}"
-    return None
+def in_range(engine: str, version) -> bool:
+    lo, hi = JULIA_RANGE[engine]
+    return version is not None and lo <= tuple(version) < hi
 
-
-def environment(engine: str, threads: int) -> dict[str, str]:
-    """juliacall's settings for a worker of ``engine``; they must be in place before juliacall is imported."""
-    entry = load_record()[engine]
-    return {
-        "PYTHON_JULIACALL_EXE": entry["exe"],
-        "PYTHON_JULIACALL_PROJECT": entry["project"],
-        "PYTHON_JULIAPKG_OFFLINE": "yes",  # never resolve or download at run time
-        "PYTHON_JULIACALL_THREADS": str(threads),
-        # Julia's GC uses signals to stop threads; juliacall's docs ask for this with threads > 1
-        "PYTHON_JULIACALL_HANDLE_SIGNALS": "yes",
-        "PYTHON_JULIACALL_OPTIMIZE": "2",
-    }
-
-
-def load(engine: str, threads: int):
-    """Configure and import juliacall, then ``using`` the engine's package.
-
-    Returns ``(module, import_s, package_load_s)``: the Julia module, the seconds from the import of
-    juliacall to the package being loaded (Python's monotonic clock), and the seconds ``using`` took as
-    Julia's ``time_ns`` measures it. Call once per worker process.
-    """
-    os.environ.update(environment(engine, threads))
-    start = time.perf_counter()
-    from juliacall import Main as jl  # noqa: the one import of juliacall in bridge
-
-    jl.seval("const BRIDGE_LOAD_START = time_ns()")
-    jl.seval(f"using {PACKAGES[engine]}")
-    package_load_s = float(jl.seval("(time_ns() - BRIDGE_LOAD_START) / 1e9"))
-    module = jl.seval(PACKAGES[engine])
-    return module, time.perf_counter() - start, package_load_s
-
-
-def python_dict(value) -> dict:
-    """A Julia ``Dict{String,Any}`` as a plain dict of str/int/float/bool."""
-    return {str(k): v if isinstance(v, (str, int, float, bool)) else str(v) for k, v in dict(value).items()}
-
-
-# --- set-up -------------------------------------------------------------------------------------
 
 def julia_version(exe: str) -> tuple[int, int, int] | None:
+    """The version ``exe --version`` prints, or None when it does not run."""
     try:
         out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
@@ -115,62 +87,150 @@ def julia_version(exe: str) -> tuple[int, int, int] | None:
     return tuple(int(g) for g in m.groups()) if m else None
 
 
-def find_julia(engine: str, given: str | None, install: bool) -> tuple[str | None, str]:
-    """An executable for ``engine``: the path given, else juliaup's channel, else ``julia`` on the PATH.
+def python_reason(engine: str) -> str | None:
+    if sys.version_info[:2] >= PYTHON_MAX:
+        return (f"{engine} needs juliacall=={JULIACALL_VERSION}, which crashes on Python "
+                f"{sys.version_info[0]}.{sys.version_info[1]} (it serves Python < {_version_text(PYTHON_MAX)}); "
+                f"run bridge from Python 3.10 to 3.13 for the Julia engines")
+    return None
 
-    With ``install``, a missing juliaup channel is added (``juliaup add``) — the only download bridge ever
-    starts, and only from this explicit command. Returns ``(exe or None, what was tried)``.
-    """
-    lo, hi = JULIA_RANGE[engine]
-    tried = []
-    candidates = [given] if given else []
+
+def unavailable_reason(engine: str) -> str | None:
+    """Why ``engine`` (flux or knet) cannot run here, naming the fix; None when it can."""
+    reason = python_reason(engine)
+    if reason:
+        return reason
+    if importlib.util.find_spec("juliacall") is None:
+        return f"{engine} needs juliacall=={JULIACALL_VERSION}; run: pip install 'bridge[julia]' && {SETUP}"
+    entry = load_record().get(engine)
+    if not entry:
+        return (f"{engine} needs {_range_text(engine)} with its Julia environment set up, and none is recorded "
+                f"in {record_path()}; run: {SETUP}")
+    version = julia_version(entry["exe"])
+    if version is None:
+        return f"{engine}: the recorded Julia {entry['exe']} does not run any more; run: {SETUP}"
+    if _version_text(version) != entry["julia_version"] or not in_range(engine, version):
+        return (f"{engine}: the recorded Julia {entry['exe']} is now {_version_text(version)}, but the environment "
+                f"was set up with {entry['julia_version']} ({_range_text(engine)}); run: {SETUP}")
+    package = sources() / PACKAGES[engine]
+    if entry.get("package") != str(package):
+        return (f"{engine} was set up for the Julia package at {entry.get('package')}, but this bridge has it at "
+                f"{package}; run: {SETUP}")
+    return None
+
+
+def probe(command: list[str]) -> tuple[tuple[int, int, int], str] | None:
+    """Run Julia (``command``: an executable, or juliaup's launcher with ``+channel``) and return its
+    version and the path of the binary that really runs (a launcher resolves to a release binary)."""
+    try:
+        done = subprocess.run([*command, "--startup-file=no", "-e", PROBE], capture_output=True, text=True,
+                              timeout=300)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = done.stdout.strip().splitlines()
+    m = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)\S*", lines[0].strip()) if done.returncode == 0 and len(lines) == 2 else None
+    return (tuple(int(g) for g in m.groups()), lines[1].strip()) if m else None
+
+
+def install_julia(engine: str) -> list[str]:
+    """Download a Julia for ``engine``: juliaup's channel where juliaup exists, else juliacall's own
+    installer (juliapkg) into BRIDGE_JULIA_HOME. Returns candidate commands. Only ``setup --install``
+    calls this."""
     juliaup = shutil.which("juliaup")
-    if juliaup and not given:
-        channel = JULIAUP_CHANNEL[engine]
+    if juliaup:
+        subprocess.run([juliaup, "add", JULIAUP_CHANNEL[engine]], capture_output=True, timeout=1800)
+        return []
+    from juliapkg.compat import Compat
+    from juliapkg.install_julia import best_julia_version, install_julia as juliapkg_install
+
+    prefix = environments_home() / "install" / f"julia-{JULIAUP_CHANNEL[engine]}"
+    try:
+        _, info = best_julia_version(Compat.parse(f"~{JULIAUP_CHANNEL[engine]}"))
+        juliapkg_install(info, str(prefix))
+    except Exception as e:  # juliapkg raises plain Exceptions (no network, no release for this platform)
+        raise RuntimeError(f"{engine}: downloading Julia {JULIAUP_CHANNEL[engine]} with juliapkg failed: {e}") from e
+    return [[str(prefix / "bin" / "julia")]]
+
+
+def find_julia(engine: str, given: str | None, install: bool) -> tuple[tuple | None, str]:
+    """The Julia binary for ``engine``: the path given, else juliaup's channel, else ``julia`` on the PATH;
+    with ``install``, one downloaded when none fits. Returns ``((binary, version) or None, what was tried)``."""
+    tried = []
+
+    def candidates():
+        if given:
+            yield [given]
+            return
+        if shutil.which("juliaup") and shutil.which("julia"):
+            yield [shutil.which("julia"), f"+{JULIAUP_CHANNEL[engine]}"]
+        if shutil.which("julia"):
+            yield [shutil.which("julia")]
         if install:
-            subprocess.run([juliaup, "add", channel], capture_output=True, timeout=1800)
-        launcher = shutil.which("julia")
-        if launcher:
-            out = subprocess.run([launcher, f"+{channel}", "-e", "print(joinpath(Sys.BINDIR, Base.julia_exename()))"],
-                                 capture_output=True, text=True, timeout=120)
-            if out.returncode == 0:
-                candidates.append(out.stdout.strip())
-    if not given and shutil.which("julia"):
-        candidates.append(shutil.which("julia"))
-    for exe in candidates:
-        version = julia_version(exe)
-        tried.append(f"{exe} ({'.'.join(map(str, version)) if version else 'not runnable'})")
-        if version and lo <= version < hi:
-            return exe, ", ".join(tried)
+            yield from install_julia(engine)
+            if shutil.which("juliaup") and shutil.which("julia"):
+                yield [shutil.which("julia"), f"+{JULIAUP_CHANNEL[engine]}"]
+
+    for command in candidates():
+        found = probe(command)
+        tried.append(f"{' '.join(command)} ({_version_text(found[0]) if found else 'not runnable'})")
+        if found and in_range(engine, found[0]):
+            return (found[1], found[0]), ", ".join(tried)
     return None, ", ".join(tried) or "no julia given, no juliaup, no julia on the PATH"
 
 
-def setup_engine(engine: str, given: str | None, install: bool) -> str:
-    exe, tried = find_julia(engine, given, install)
-    if exe is None:
-        raise RuntimeError(f"{engine}: no {_range_text(engine)} found (tried: {tried}); install it "
-                           f"(e.g. juliaup add {JULIAUP_CHANNEL[engine]}) or pass --{engine}-julia PATH")
-    project = sources() / PACKAGES[engine]
-    if not (project / "Project.toml").exists():
-        raise RuntimeError(f"{engine}: {project} is missing; the Julia engines need a source checkout of bridge")
-    code = "import Pkg; Pkg.instantiate(); Pkg.precompile()"
-    done = subprocess.run([exe, f"--project={project}", "-e", code], timeout=3600)
+def environment_project(engine: str, cuda: bool) -> str:
+    """The Project.toml of ``engine``'s set-up environment: PythonCall pinned to juliacall's version (juliacall
+    runs ``using PythonCall`` in the project it activates and needs exactly its own version), and the GPU
+    packages the worker loads before the engine's package (:data:`bridge.julia_import.CUDA_PACKAGES`);
+    the engine's package itself is added by ``Pkg.develop``."""
+    deps = ["PythonCall"] + (["CUDA", "cuDNN"] if engine == "flux" and cuda else ["CUDA"] if engine == "knet" else [])
+    lines = [f"# Written by `{SETUP}`: the Julia environment bridge's {engine} worker runs in.", "[deps]"]
+    lines += [f'{name} = "{UUIDS[name]}"' for name in deps]
+    lines += ["", "[compat]", f'PythonCall = "={JULIACALL_VERSION}"']
+    return "\n".join(lines) + "\n"
+
+
+def setup_engine(engine: str, given: str | None, install: bool, cuda: bool) -> str:
+    reason = python_reason(engine)
+    if reason:
+        raise RuntimeError(reason)
+    found, tried = find_julia(engine, given, install)
+    if found is None:
+        raise RuntimeError(f"{engine}: no {_range_text(engine)} found (tried: {tried}); install one "
+                           f"(juliaup add {JULIAUP_CHANNEL[engine]}), pass --{engine}-julia PATH, or let "
+                           f"{SETUP} --install download it")
+    exe, version = found
+    package = sources() / PACKAGES[engine]
+    if not (package / "Project.toml").exists():
+        raise RuntimeError(f"{engine}: {package / 'Project.toml'} is missing from this installation of bridge")
+    project = environments_home() / engine
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "Project.toml").write_text(environment_project(engine, cuda))
+    (project / "Manifest.toml").unlink(missing_ok=True)  # resolved afresh for this Julia
+    code = (f"import Pkg; Pkg.develop(path={json.dumps(str(package))}); Pkg.resolve(); Pkg.instantiate(); "
+            "Pkg.precompile()")
+    done = subprocess.run([exe, f"--project={project}", "--startup-file=no", "-e", code], timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"{engine}: instantiating {project} with {exe} failed (exit {done.returncode})")
     record = load_record()
-    record[engine] = {"exe": exe, "project": str(project), "julia_version": ".".join(map(str, julia_version(exe)))}
+    record[engine] = {"exe": exe, "julia_version": _version_text(version), "project": str(project),
+                      "package": str(package), "cuda": cuda or engine == "knet"}
     path = record_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1))
-    return f"{engine}: Julia {record[engine]['julia_version']} at {exe}, project {project}"
+    return f"{engine}: Julia {record[engine]['julia_version']} at {exe}, environment {project}"
 
 
-def check_zero_copy(engine: str) -> str:
-    """Load ``engine``'s package and show that a NumPy batch reaches Julia as the same memory, in
-    Julia layout, and that a Julia result reaches NumPy as the same memory."""
+def check(engine: str) -> str:
+    """Load ``engine``'s package; show that a NumPy batch reaches Julia as the same memory, in Julia
+    layout, and that a Julia result reaches NumPy as the same memory; time a tiny plan's first epoch."""
+    import time
+
     import numpy as np
 
-    module, import_s, _ = load(engine, 1)
+    from .julia_import import load
+
+    module, seconds = load(engine, load_record()[engine], 1, "cpu")
     x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)  # NCHW
     y = np.arange(2, dtype=np.int32)
     xj = module.wrap_inputs(x.ctypes.data, *reversed(x.shape))
@@ -180,24 +240,33 @@ def check_zero_copy(engine: str) -> str:
         problems.append("Julia wrapped a different address")
     if tuple(xj.shape) != (5, 4, 3, 2) or float(xj[4, 3, 2, 1]) != float(x[1, 2, 3, 4]):
         problems.append(f"Julia sees size {tuple(xj.shape)}, expected (5, 4, 3, 2) = WHCN")
-    view = np.asarray(xj)
-    if not np.shares_memory(view, x):
+    if not np.shares_memory(np.asarray(xj), x):
         problems.append("NumPy's view of the Julia array is a copy")
     if problems:
         raise RuntimeError(f"{engine}: " + "; ".join(problems))
-    return f"{engine}: zero-copy hand-off verified ({PACKAGES[engine]} loaded in {import_s:.1f} s)"
+    meta, weights, xt, yt = module.tiny_plan("cnn", "adam")
+    start = time.perf_counter()
+    session = module.prepare(meta, weights)
+    build_s = time.perf_counter() - start
+    first_epoch_s = float(module.train_epoch(session, xt, yt)[1])
+    times = ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
+    return (f"{engine}: zero-copy hand-off verified; {times}, build {build_s:.2f} s, first epoch of a tiny CNN "
+            f"{first_epoch_s:.2f} s (Julia's clock)")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bridge.julia", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("setup", help="find Julia for each engine, instantiate and precompile its project")
+    s = sub.add_parser("setup", help="find Julia for each engine, make, instantiate and precompile its environment")
     s.add_argument("--engines", default="flux,knet", help="which Julia engines (default: flux,knet)")
-    s.add_argument("--flux-julia", metavar="PATH", help="Julia >= 1.10.3 executable for flux")
+    s.add_argument("--flux-julia", metavar="PATH", help="Julia >= 1.10.3, < 1.12 executable for flux")
     s.add_argument("--knet-julia", metavar="PATH", help="Julia 1.9 executable for knet")
-    s.add_argument("--install", action="store_true", help="let juliaup add missing Julia versions")
+    s.add_argument("--install", action="store_true",
+                   help="download missing Julia versions (juliaup, else juliacall's installer)")
+    s.add_argument("--cuda", action="store_true",
+                   help="add CUDA.jl and cuDNN to flux's environment, for --device cuda (knet always has CUDA)")
     sub.add_parser("status", help="show what is set up")
-    c = sub.add_parser("check", help="load one engine's package and verify the zero-copy hand-off")
+    c = sub.add_parser("check", help="load one engine's package, verify the zero-copy hand-off, time a first epoch")
     c.add_argument("engine", choices=sorted(PACKAGES))
     args = p.parse_args(argv)
     if args.command == "check":
@@ -205,19 +274,21 @@ def main(argv: list[str] | None = None) -> int:
         if reason:
             print(f"bridge.julia: {reason}", file=sys.stderr)
             return 1
-        print(check_zero_copy(args.engine))
+        print(check(args.engine))
         return 0
     if args.command == "status":
         for engine in PACKAGES:
             print(f"{engine}: {unavailable_reason(engine) or load_record()[engine]}")
         return 0
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = [e for e in engines if e not in PACKAGES]
+    if unknown:
+        print(f"bridge.julia: error: engine {unknown[0]!r} is not a Julia engine; accepted: flux, knet", file=sys.stderr)
+        return 2
     failed = False
-    for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
-        if engine not in PACKAGES:
-            print(f"bridge.julia: error: engine {engine!r} is not a Julia engine; accepted: flux, knet", file=sys.stderr)
-            return 2
+    for engine in engines:
         try:
-            print(setup_engine(engine, getattr(args, f"{engine}_julia"), args.install))
+            print(setup_engine(engine, getattr(args, f"{engine}_julia"), args.install, args.cuda))
         except (RuntimeError, subprocess.SubprocessError, OSError) as e:
             failed = True
             print(f"bridge.julia: {e}", file=sys.stderr)

@@ -21,7 +21,7 @@ def expected_runs(spec) -> int:
     """How many worker runs ``spec`` will start: its engine runs that can run here, times repeats."""
     from . import registry
 
-    runs = registry.resolve(spec.engines)
+    runs = registry.runs(spec)
     return sum(1 for r in runs if not registry.unavailable_reason(r.engine)) * spec.repeats
 
 

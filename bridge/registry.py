@@ -58,6 +58,22 @@ def unavailable_reason(engine: str) -> str | None:
     return check() if check else None
 
 
+def runs(spec) -> list[EngineRun]:
+    """The engine runs of a comparison: :func:`resolve` of ``spec.engines``, where the reference without a
+    mode runs its exact variant, plus its NNlib variant when the model has a max-pool and an engine here
+    follows NNlib's max-pool gradient (so that engine's parity has its reference, :mod:`bridge.parity`).
+    ``reference:nnlib`` asks for that variant explicitly."""
+    from . import parity
+
+    resolved = resolve(spec.engines)
+    variant = EngineRun(parity.REFERENCE, parity.REFERENCE_MODE["nnlib"])
+    named = f"{variant.engine}:{variant.mode}" in spec.engines
+    needed = spec.model == "cnn" and any(
+        parity.maxpool_gradient(module(r.engine), spec.device) == "nnlib" and not unavailable_reason(r.engine)
+        for r in resolved if r.engine != parity.REFERENCE)
+    return [r for r in resolved if r != variant or named or needed]
+
+
 def resolve(names: tuple[str, ...]) -> list[EngineRun]:
     """``keras`` → every mode of keras; ``keras:fit`` → that mode. Empty → every registered engine."""
     runs: list[EngineRun] = []

@@ -22,7 +22,7 @@ from . import batchplan, registry
 from .protocol import Job
 from .registry import EngineRun
 from .spec import Spec
-from .worker import EVENT_PREFIX, thread_environment
+from .worker import EVENT_PREFIX, worker_environment
 
 
 @dataclass
@@ -102,7 +102,7 @@ def run_engine(job: Job, work: Path, timeout: float, on_event: Callable[[dict], 
     job_path, log_path, record_path = work / f"{stem}.job.json", work / f"{stem}.log", Path(job.record_path)
     record_path.unlink(missing_ok=True)
     job.save(job_path)
-    env = {**os.environ, **thread_environment(job.threads), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **worker_environment(job.threads, job.experiment.device), "PYTHONUNBUFFERED": "1"}
     start = time.monotonic()
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "bridge.worker", str(job_path)], env=env,
@@ -163,7 +163,7 @@ def run(spec: Spec, out: Path, on_event: Callable[[dict], None] | None = None,
 
     out = Path(out)
     check_device(spec)
-    runs = registry.resolve(spec.engines)
+    runs = registry.runs(spec)
     outcomes: list[Outcome] = []
     cannot_run: list[Outcome] = []
     ready = []

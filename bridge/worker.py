@@ -18,15 +18,23 @@ from pathlib import Path
 import numpy as np
 
 EVENT_PREFIX = "@bridge "
+TF32_OVERRIDE = "NVIDIA_TF32_OVERRIDE"
 
 # Variables each runtime reads for its thread pools; set before any framework import.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "JULIA_NUM_THREADS")
 
 
-def thread_environment(threads: int) -> dict[str, str]:
-    """The variables a worker is started with (NumPy reads them when it is imported)."""
-    return {name: str(threads) for name in THREAD_VARIABLES}
+def worker_environment(threads: int, device: str) -> dict[str, str]:
+    """The variables a worker is started with, in place before NumPy or any framework is imported: the
+    thread count for every runtime, and on a GPU ``NVIDIA_TF32_OVERRIDE=0``, which cuBLAS and cuDNN honour
+    whatever the framework asks for. Without it, Flux's and Knet's cuDNN convolutions may use TF32 on
+    Ampere and later GPUs (their default math modes allow tensor cores); the Python engines also turn
+    TF32 off through their own settings and record both."""
+    env = {name: str(threads) for name in THREAD_VARIABLES}
+    if device == "cuda":
+        env[TF32_OVERRIDE] = "0"
+    return env
 
 
 def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -58,13 +66,16 @@ def evaluate(module, session, plan, split: str, chunk: int = 4096) -> tuple[floa
 
 
 def run(job) -> int:
-    from . import registry
+    from . import parity, registry
 
     record = Record(Path(job.record_path))
     try:
         module = registry.module(job.engine)
         plan = job.plan
         session, report = module.prepare(job)
+        report.setdefault(TF32_OVERRIDE, os.environ.get(TF32_OVERRIDE, "unset"))
+        if job.experiment.model == "cnn":
+            report.setdefault("maxpool_gradient", parity.maxpool_gradient(module, job.experiment.device))
         record.write("prepared", report=report)
         for epoch in range(plan.epochs):
             x, y = plan.epoch(epoch)
@@ -86,7 +97,8 @@ def main(argv: list[str]) -> int:
     from .protocol import Job
 
     job = Job.load(Path(argv[0]))
-    os.environ.update(thread_environment(job.threads))  # the launcher sets them too; see thread_environment
+    # the launcher sets them too (see worker_environment); a worker started by hand gets them here
+    os.environ.update(worker_environment(job.threads, job.experiment.device))
     return run(job)
 
 

@@ -6,6 +6,8 @@ from .juliaengine import JuliaEngine
 
 FRAMEWORK = "Flux"
 MODES = ("loop",)
+# Flux's MaxPool backward: NNlib's ∇maxpool on the CPU (bridge.parity), cuDNN's on a GPU
+MAXPOOL_GRADIENT = {"cpu": "nnlib", "cuda": "cudnn"}
 REQUIRES = ()  # juliacall and Julia are checked by unavailable_reason, which names the set-up command
 INSTALL = f"pip install 'bridge[julia]' && {julia.SETUP}"
 

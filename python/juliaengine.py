@@ -21,14 +21,15 @@ class JuliaEngine:
         self.engine = engine
 
     def prepare(self, job):
-        from bridge import julia
+        from bridge import julia, julia_import
 
-        module, import_s, package_load_s = julia.load(self.engine, job.threads)
+        device = job.experiment.device
+        module, seconds = julia_import.load(self.engine, julia.load_record()[self.engine], job.threads, device)
         start = time.perf_counter()
-        handle = module.prepare(str(job.plan.root), device=job.experiment.device, threads=job.threads)
+        handle = module.prepare(str(job.plan.root), device=device, threads=job.threads)
         build_s = time.perf_counter() - start
-        report = julia.python_dict(module.engine_report(handle))
-        report.update(import_s=import_s, package_load_s=package_load_s, build_s=build_s)
+        report = julia_import.python_dict(module.engine_report(handle))
+        report.update(seconds, build_s=build_s)
         session = {"module": module, "handle": handle, "slices": job.plan.batch_slices()}
         return session, report
 

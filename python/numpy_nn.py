@@ -13,13 +13,25 @@ Parameters are a dict ``name -> ndarray`` in the neutral (Keras) layout:
 The compute dtype is the dtype of the parameter arrays (float64 for the
 oracle, float32 also supported); inputs are cast to it.  The loss is Keras
 ``SparseCategoricalCrossentropy(from_logits=True)`` averaged over the batch.
+
+The max-pool gradient has two variants (``maxpool=``), because frameworks differ there:
+``"exact"`` gives each window's gradient to the first element (row-major) equal to the
+window's maximum, as TensorFlow, PyTorch and XLA do; ``"nnlib"`` gives it to the first
+element in the same scan order that is Julia-``≈`` the maximum, as NNlib's CPU
+``∇maxpool`` does (Flux's ``MaxPool``, Knet's ``pool``; NNlib src/impl/pooling_direct.jl,
+``y_idx ≈ x[...]``), which may be an element slightly below the maximum.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["forward", "loss_and_grads", "loss_and_accuracy", "SGD", "Adam"]
+__all__ = ["forward", "loss_and_grads", "loss_and_accuracy", "SGD", "Adam", "MAXPOOL_RULES", "NNLIB_RTOL"]
+
+MAXPOOL_RULES = ("exact", "nnlib")
+# Julia's `isapprox(x::Float32, y::Float32)` default: rtol = sqrt(eps(Float32)), atol = 0
+# (base/floatfuncs.jl `rtoldefault`); NNlib compares Float32 activations with it.
+NNLIB_RTOL = float(np.sqrt(np.finfo(np.float32).eps))
 
 
 def _count(params: dict, prefix: str) -> int:
@@ -69,8 +81,9 @@ def _conv_backward(dy: np.ndarray, cols: np.ndarray, kernel: np.ndarray, x_shape
     return dk, db, dx
 
 
-# Window slots in row-major order; on ties the gradient goes to the FIRST slot holding
-# the maximum, which is where TF's CPU MaxPoolGrad routes it.
+# Window slots in row-major order (h outer, w inner): on ties the gradient goes to the FIRST
+# slot holding the maximum, where TF's CPU MaxPoolGrad routes it. NNlib scans the same order
+# (WHCN, kh outer, kw inner).
 _SLOTS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
@@ -86,14 +99,25 @@ def _maxpool(a: np.ndarray):
     return out, (a, out)
 
 
-def _maxpool_backward(dout: np.ndarray, cache) -> np.ndarray:
+def _pool_match(slot: np.ndarray, out: np.ndarray, rule: str) -> np.ndarray:
+    """Where a window's element counts as its maximum under ``rule`` (see the module docstring)."""
+    if rule == "exact":
+        return slot == out
+    if rule == "nnlib":
+        # Julia's isapprox: x == y || (isfinite(x) && isfinite(y) && |x - y| <= rtol * max(|x|, |y|))
+        close = np.abs(out - slot) <= NNLIB_RTOL * np.maximum(np.abs(out), np.abs(slot))
+        return (slot == out) | (close & np.isfinite(slot) & np.isfinite(out))
+    raise AssertionError(rule)  # loss_and_grads checked it
+
+
+def _maxpool_backward(dout: np.ndarray, cache, rule: str = "exact") -> np.ndarray:
     """dout (N,H//2,W//2,C) -> da (N,H,W,C); dropped rows/cols get zero."""
     a, out = cache
     h2, w2 = out.shape[1], out.shape[2]
     da = np.zeros(a.shape, dtype=dout.dtype)
     free = np.ones(out.shape, dtype=bool)
     for di, dj in _SLOTS:
-        hit = (a[:, di:2 * h2:2, dj:2 * w2:2, :] == out) & free
+        hit = _pool_match(a[:, di:2 * h2:2, dj:2 * w2:2, :], out, rule) & free
         free &= ~hit
         da[:, di:2 * h2:2, dj:2 * w2:2, :] = dout * hit
     return da
@@ -130,7 +154,7 @@ def _run(model: str, params: dict, x: np.ndarray, keep: bool):
     return h, tape
 
 
-def _backprop(params: dict, tape: list, dlogits: np.ndarray) -> dict:
+def _backprop(params: dict, tape: list, dlogits: np.ndarray, maxpool: str) -> dict:
     grads = {}
     g = dlogits
     last = True
@@ -149,7 +173,7 @@ def _backprop(params: dict, tape: list, dlogits: np.ndarray) -> dict:
             g = g.reshape(rest[0])
         else:
             i, cols, x_shape, z, pcache = rest
-            g = _maxpool_backward(g, pcache) * (z > 0)
+            g = _maxpool_backward(g, pcache, maxpool) * (z > 0)
             dk, db, g = _conv_backward(g, cols, params[f"conv_{i}/kernel"], x_shape, need_dx=i > 0)
             grads[f"conv_{i}/kernel"] = dk
             grads[f"conv_{i}/bias"] = db
@@ -174,12 +198,15 @@ def forward(model: str, params: dict, x: np.ndarray) -> np.ndarray:
     return _run(model, params, x, keep=False)[0]
 
 
-def loss_and_grads(model: str, params: dict, x, y) -> tuple[float, dict]:
+def loss_and_grads(model: str, params: dict, x, y, maxpool: str = "exact") -> tuple[float, dict]:
     """Mean sparse softmax cross-entropy over the batch and its gradients.
 
-    x as in ``forward``; y (N,) integer labels in [0, K).  Returns (loss, grads)
-    with grads having the keys, shapes and dtype of params.
+    x as in ``forward``; y (N,) integer labels in [0, K); ``maxpool`` one of
+    ``MAXPOOL_RULES``.  Returns (loss, grads) with grads having the keys, shapes and
+    dtype of params.
     """
+    if maxpool not in MAXPOOL_RULES:
+        raise ValueError(f"max-pool gradient rule {maxpool!r} is not known; accepted: {', '.join(MAXPOOL_RULES)}")
     logits, tape = _run(model, params, x, keep=True)
     n = logits.shape[0]
     y = _labels(y, n)
@@ -189,7 +216,7 @@ def loss_and_grads(model: str, params: dict, x, y) -> tuple[float, dict]:
     dlogits = np.exp(logp)
     dlogits[rows, y] -= 1
     dlogits /= n
-    grads = _backprop(params, tape, dlogits)
+    grads = _backprop(params, tape, dlogits, maxpool)
     return float(loss), {k: grads[k] for k in params}
 
 

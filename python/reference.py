@@ -2,6 +2,10 @@
 
 It follows Keras semantics exactly (see :mod:`bridge.engines.numpy_nn`) and always runs on the CPU.
 Its times are recorded like any engine's but say nothing about a framework.
+
+Modes: ``float64`` is Keras' semantics throughout; ``nnlib`` differs only in the max-pool gradient,
+which it routes as NNlib's CPU code does (Flux, Knet), so those engines' parity can be measured against
+what their framework documents (:mod:`bridge.parity`).
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from bridge.batchplan import batch_checksum
 from bridge.protocol import EpochRun
 
 FRAMEWORK = "numpy"
-MODES = ("float64",)
+MODES = ("float64", "nnlib")
+MAXPOOL_GRADIENT_OF_MODE = {"float64": "exact", "nnlib": "nnlib"}
 REQUIRES = ("numpy",)
 INSTALL = "pip install numpy"
 
@@ -26,7 +31,8 @@ class Session:
         spec = job.experiment
         self.nn = numpy_nn
         self.model = spec.model
-        self.dtype = np.dtype(job.mode)
+        self.dtype = np.dtype(np.float64)
+        self.maxpool = MAXPOOL_GRADIENT_OF_MODE[job.mode]
         self.slices = job.plan.batch_slices()
         self.params = {k: v.astype(self.dtype) for k, v in job.plan.weights().items()}
         if spec.optimizer == "sgd":
@@ -49,7 +55,7 @@ def prepare(job):
         "framework": "numpy", "framework_version": np.__version__, "device": "cpu",
         "threads": blas[0]["num_threads"] if blas else 1,
         "blas": "; ".join(f"{i.get('internal_api')} {i.get('version')}" for i in blas),
-        "dtype": str(session.dtype), "import_s": 0.0, "build_s": time.perf_counter() - t0,
+        "dtype": str(session.dtype), "maxpool_gradient": session.maxpool, "import_s": 0.0, "build_s": time.perf_counter() - t0,
     }
     return session, report
 
@@ -60,7 +66,8 @@ def train_epoch(session: Session, x: np.ndarray, y: np.ndarray) -> EpochRun:
     losses = np.empty(len(session.slices))
     start = time.perf_counter()
     for i, s in enumerate(session.slices):
-        losses[i], grads = session.nn.loss_and_grads(session.model, session.params, xs[s], ys[s])
+        losses[i], grads = session.nn.loss_and_grads(session.model, session.params, xs[s], ys[s],
+                                                             session.maxpool)
         session.optimizer.apply(session.params, grads)
     return EpochRun(losses, time.perf_counter() - start, checksums)
 

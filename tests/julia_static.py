@@ -7,6 +7,8 @@ with tree-sitter-julia and every name used -- in call, macro, type and value pos
 qualified (`Flux.gradient`) or not -- is resolved against the package's own
 definitions, the local bindings of the enclosing top-level definition, and the name
 lists of the pinned package versions in tests/data/julia-api/ (see the README there).
+A package's extensions (ext/, loaded once the package and the extension's trigger weak
+dependencies are) are checked as modules of their own, which see the package as one more import.
 """
 from __future__ import annotations
 
@@ -32,15 +34,18 @@ VERSIONS = {
     "flux": {"Flux": "Flux-0.16.11", "Optimisers": "Optimisers-0.4.8", "NNlib": "NNlib-0.9.36",
              "MLUtils": "MLUtils-0.4.10", "OneHotArrays": "OneHotArrays-0.2.10", "Zygote": "Zygote-0.7.12",
              "MLDataDevices": "MLDataDevices-1.17.10", "CUDA": "CUDA-5.11.3", "cuDNN": "cuDNN-1.4.6",
-             "NPZ": "NPZ-0.4.3", "PythonCall": "PythonCall-0.9.28"},
+             "NPZ": "NPZ-0.4.3", "PythonCall": "PythonCall-0.9.28", "PrecompileTools": "PrecompileTools-1.2.1"},
     "knet": {"Knet": "Knet-1.4.10", "AutoGrad": "AutoGrad-1.2.5", "CUDA": "CUDA-3.13.1",
-             "NPZ": "NPZ-0.4.3", "PythonCall": "PythonCall-0.9.28"},
+             "NPZ": "NPZ-0.4.3", "PythonCall": "PythonCall-0.9.28", "PrecompileTools": "PrecompileTools-1.2.1"},
 }
 for _env, _v in JULIA.items():
     VERSIONS[_env].update({s: f"{s}-{_v}" for s in (*STDLIBS, "Base", "Core")}, TOML="TOML-stdlib")
 PACKAGE_ENV = {"BridgeFlux": "flux", "BridgeKnet": "knet"}  # julia/<folder> -> environment
 # Macros whose arguments are not Julia names (PythonCall's @py holds Python code).
 OPAQUE_MACROS = {"@py"}
+# PrecompileTools' workload blocks run only while the package is being precompiled, so what they
+# bind does not exist when the package runs: their names are local to the block, not the module's.
+WORKLOAD_MACROS = {"@setup_workload", "@compile_workload"}
 
 
 @dataclass(frozen=True)
@@ -103,12 +108,20 @@ def syntax_errors(tree) -> list[Problem]:
 
 # ---------------------------------------------------------------- definitions
 
+def macro_name(call: Node) -> str:
+    """`@m`, `Mod.@m` -> "@m"; `@.` is Base's `@__dot__`."""
+    mac = next(c for c in call.children if c.type == "macro_identifier")
+    return "@__dot__" if not named(mac) or named(mac)[0].type != "identifier" else "@" + text(named(mac)[0])
+
+
 def top_statements(n: Node):
     """Top-level statements; a `module` body, `begin`/`if` blocks and macro arguments
     (`@kwdef`, `@static if`, `@inline f(x) = ...`) also run at top level."""
     for c in named(n):
-        if c.type in ("module_definition", "compound_statement", "if_statement", "elseif_clause",
-                      "else_clause", "macrocall_expression", "macro_argument_list"):
+        if c.type == "macrocall_expression" and macro_name(c) in WORKLOAD_MACROS:
+            yield c
+        elif c.type in ("module_definition", "compound_statement", "if_statement", "elseif_clause",
+                        "else_clause", "macrocall_expression", "macro_argument_list"):
             if c.type == "module_definition":
                 yield c
             yield from top_statements(c)
@@ -223,6 +236,7 @@ class Scope:
     modules: dict[str, Names] = field(default_factory=dict)  # module names visible here
     names: set[str] = field(default_factory=set)  # names usable unqualified
     opaque: list[str] = field(default_factory=list)  # `using`'d modules without a name list
+    weak: frozenset[str] = frozenset()  # the package's weak dependencies that this module may not load
 
 
 @dataclass
@@ -255,13 +269,17 @@ def imports(tree):
             yield Import(stmt, stmt.type == "using_statement", path, names, alias)
 
 
-def build_scope(env: str, deps, trees, own: dict[str, Names] | None = None) -> Scope:
+def build_scope(env: str, deps, trees, own: dict[str, Names] | None = None,
+                importable: dict[str, Names] | None = None, weak=()) -> Scope:
     """Scope of a module made of `trees` (all its files) with the given [deps];
-    `own` adds modules of this project (the package itself)."""
+    `own` adds modules of this project that are in scope without an import (the package
+    itself, in its own module), `importable` ones that must be imported first (the package,
+    in its extensions); `weak` are weak dependencies it may not load."""
     versions = VERSIONS[env]
     lists = lambda m: load_names(versions[m]) if m in versions else None  # noqa: E731
-    available = {m: lists(m) for m in {*deps, *STDLIBS, "TOML", "Base", "Core"}} | (own or {})
-    scope = Scope(env, available, {"Base": lists("Base"), "Core": lists("Core")} | (own or {}))
+    available = {m: lists(m) for m in {*deps, *STDLIBS, "TOML", "Base", "Core"}} | (importable or {}) | (own or {})
+    scope = Scope(env, available, {"Base": lists("Base"), "Core": lists("Core")} | (own or {}),
+                  weak=frozenset(weak) - available.keys())
     scope.names |= lists("Base").usable | {"eval", "include"}  # every module has its own eval and include
     for tree in trees:
         for stmt in top_statements(tree.root_node):
@@ -296,7 +314,10 @@ def check(tree, scope: Scope) -> list[Problem]:
         head = imp.path[0]
         if head.startswith("."):
             continue
-        if head not in scope.available:
+        if head in scope.weak:
+            out.append(problem("import", imp.stmt, head, "is a weak dependency of this package: only an extension "
+                               "that it triggers ([extensions] in Project.toml) may load it"))
+        elif head not in scope.available:
             out.append(problem("import", imp.stmt, head, "is neither a dependency of this package nor a stdlib"))
         elif scope.available[head] is not None:
             mod, inner = scope.available[head], VERSIONS[scope.env].get(imp.path[-1])
@@ -369,9 +390,7 @@ def check_statement(stmt: Node, scope: Scope, local: set[str]) -> list[Problem]:
             if (role is None or role == int(first)) and text(n) not in ("begin", "end"):
                 ref(n, text(n))
         elif t == "macrocall_expression":
-            mac = next(c for c in n.children if c.type == "macro_identifier")
-            dot = not named(mac) or named(mac)[0].type != "identifier"  # `@.` is Base's @__dot__
-            name = "@__dot__" if dot else "@" + text(named(mac)[0])
+            mac, name = next(c for c in n.children if c.type == "macro_identifier"), macro_name(n)
             if kids[0].type == "macro_identifier":
                 ref(mac, name)
             else:
@@ -415,17 +434,74 @@ def exported(trees) -> set[str]:
 
 
 @functools.cache
+def own_names(root: Path) -> dict[str, Names]:
+    """Package `root` as a module seen from outside: its exports, and every top-level name of its src."""
+    proj = project(root)
+    src = [parse_file(p) for p in module_files(root, False)]
+    inner = build_scope(PACKAGE_ENV[root.name], set(proj.get("deps", {})), src)
+    name = proj["name"]
+    return {name: Names(frozenset(exported(src) | {name}), frozenset(inner.names | inner.modules.keys() | {name}))}
+
+
+@functools.cache
 def package_scope(root: Path, test: bool = False) -> Scope:
     """The scope of package `root`'s module (or of its tests, which see the package
     itself as a module with its exports)."""
     proj = project(root)
-    name, env, deps = proj["name"], PACKAGE_ENV[root.name], set(proj.get("deps", {}))
-    src = [parse_file(p) for p in module_files(root, False)]
-    inner = build_scope(env, deps, src)
-    own = {name: Names(frozenset(exported(src) | {name}), frozenset(inner.names | inner.modules.keys() | {name}))}
+    env, deps, weak = PACKAGE_ENV[root.name], set(proj.get("deps", {})), set(proj.get("weakdeps", {}))
     if not test:
-        return build_scope(env, deps, src, own)
+        return build_scope(env, deps, [parse_file(p) for p in module_files(root, False)], own_names(root), weak=weak)
     test_deps = set(proj.get("extras", {})) & set(proj.get("targets", {}).get("test", []))
     if (root / "test" / "Project.toml").exists():
         test_deps |= set(project(root / "test").get("deps", {}))
-    return build_scope(env, deps | test_deps, [parse_file(p) for p in module_files(root, True)], own)
+    return build_scope(env, deps | test_deps, [parse_file(p) for p in module_files(root, True)], own_names(root),
+                       weak=weak)
+
+
+def extensions(root: Path) -> dict[str, list[str]]:
+    """Project.toml [extensions]: extension module -> the weak dependencies that trigger it."""
+    return {ext: [deps] if isinstance(deps, str) else list(deps)
+            for ext, deps in project(root).get("extensions", {}).items()}
+
+
+def includes(path: Path) -> list[Path]:
+    """The files `path` includes by a literal `include("file.jl")`, relative to its folder."""
+    out = []
+    for n in walk(parse_file(path).root_node):
+        if n.type == "call_expression" and text(named(n)[0]) == "include" and len(named(n)) > 1:
+            args = named(named(n)[1])
+            literal = len(args) == 1 and args[0].type == "string_literal"
+            if literal and all(c.type == "content" for c in named(args[0])):  # not "$dir/x.jl"
+                out.append((path.parent / text(args[0])[1:-1]).resolve())
+    return out
+
+
+def extension_entry(root: Path, ext: str) -> Path | None:
+    """Where Julia loads extension `ext` from: ext/<ext>/<ext>.jl if that exists, else ext/<ext>.jl."""
+    folder = root.resolve() / "ext"
+    return next((p for p in (folder / ext / f"{ext}.jl", folder / f"{ext}.jl") if p.is_file()), None)
+
+
+def extension_files(root: Path, ext: str) -> list[Path]:
+    """The files of extension `ext`: its entry file, the files that includes, and the rest of ext/<ext>/."""
+    entry = [e] if (e := extension_entry(root, ext)) else []
+    files = entry + sorted(p for p in (root.resolve() / "ext" / ext).rglob("*.jl") if p not in entry)
+    for p in files:  # grows as includes are found
+        files += [q for q in dict.fromkeys(includes(p)) if q.is_file() and q not in files]
+    return files
+
+
+def extensions_of(root: Path, path: Path) -> list[str]:
+    """The extensions of package `root` whose module includes the file `path`."""
+    return [ext for ext in extensions(root) if path.resolve() in extension_files(root, ext)]
+
+
+@functools.cache
+def extension_scope(root: Path, ext: str) -> Scope:
+    """The scope of extension `ext` of package `root`: Julia loads it once the package and all
+    the extension's triggers are loaded, so it may import the package (and see its top-level
+    names), the package's [deps] and those triggers -- not the package's other weak dependencies."""
+    proj = project(root)
+    env, deps, weak = PACKAGE_ENV[root.name], set(proj.get("deps", {})), set(proj.get("weakdeps", {}))
+    trees = [parse_file(p) for p in extension_files(root, ext)]
+    return build_scope(env, deps | set(extensions(root)[ext]), trees, importable=own_names(root), weak=weak)

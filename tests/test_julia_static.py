@@ -209,19 +209,155 @@ def test_checker_environments_differ_by_julia_version():
     assert problems(f"{name}(1)\n", env="knet", deps=[]) == [name]
 
 
+def test_checker_checks_precompile_workloads_as_code_with_local_names():
+    source = """using Flux
+using PrecompileTools: @setup_workload, @compile_workload
+@setup_workload begin
+    model = Chain(Dense(2 => 1))
+    x = rand(Float32, 2, 3)
+    @compile_workload begin
+        y = model(x)
+        Flux.mse(y, 0f0)
+    end
+end
+"""
+    deps = ("Flux", "PrecompileTools")
+    assert problems(source, deps=deps) == []
+    # the blocks are ordinary code: every name in them is checked, the setup's bindings reach the workload
+    for right, wrong, name in [("model(x)", "modle(x)", "modle"), ("Flux.mse", "Flux.mde", "Flux.mde"),
+                               ("Dense(2", "Dens(2", "Dens"), ("y, 0f0", "z, 0f0", "z")]:
+        assert source.count(right) == 1, right
+        assert problems(source.replace(right, wrong), deps=deps) == [name]
+    # they run only while precompiling, so what they bind is no module name the package can use later
+    assert problems(source + "predict() = model(x)\n", deps=deps) == ["model", "x"]
+    assert problems(source.replace(", @compile_workload", ""), deps=deps) == ["@compile_workload"]
+    assert problems(source, deps=("Flux",), kind="import") == ["PrecompileTools"]
+    assert problems("using PrecompileTools: @compile_workloads\n", deps=deps, kind="import") == ["@compile_workloads"]
+    assert problems("import PrecompileTools\nPrecompileTools.@compile_workload begin sum(1:2) end\n",
+                    env="knet", deps=["PrecompileTools"]) == []
+
+
+FLUX, CUDA, CUDNN, NPZ = ("587475ba-b771-5e3f-ad9e-33799f191a9c", "052768ef-5323-5732-b1bb-66c8b64840ba",
+                          "02a925ec-e4fe-4b08-9a7e-0d78e3d38ccd", "15e1cf62-19b3-5cfa-8e77-841668bca605")
+EXT_PROJECT = (f'name = "BridgeFlux"\n[deps]\nFlux = "{FLUX}"\n[weakdeps]\nCUDA = "{CUDA}"\ncuDNN = "{CUDNN}"\n'
+               f'NPZ = "{NPZ}"\n[extensions]\nBridgeFluxCUDAExt = ["CUDA", "cuDNN"]\nBridgeFluxNPZExt = "NPZ"\n')
+EXT_SRC = ("module BridgeFlux\nusing Flux\nexport sync_device, to_device\nsync_device(d) = nothing\n"
+           'device_name(d) = "cpu"\nto_device(x) = x\nend\n')
+CUDA_EXT = """module BridgeFluxCUDAExt
+using BridgeFlux, CUDA, cuDNN
+using BridgeFlux: Flux
+import BridgeFlux: sync_device
+sync_device(::Flux.MLDataDevices.CUDADevice) = CUDA.synchronize()
+BridgeFlux.device_name(::Flux.MLDataDevices.CUDADevice) = CUDA.name(CUDA.device())
+report(x) = (sync_device(nothing), to_device(x), CUDA.functional())
+end
+"""
+
+
+def extension_package(tmp_path, files, project=EXT_PROJECT, src=EXT_SRC):
+    root = tmp_path / "BridgeFlux"
+    for rel, source in {"Project.toml": project, "src/BridgeFlux.jl": src, **files}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(source)
+    return root
+
+
+def ext_problems(tmp_path, source, ext="BridgeFluxCUDAExt", kind=None):
+    root = extension_package(tmp_path, {f"ext/{ext}.jl": source})
+    found = js.check(js.parse_file(root / "ext" / f"{ext}.jl"), js.extension_scope(root, ext))
+    return [p.name for p in found if kind is None or p.kind == kind]
+
+
+def test_checker_resolves_an_extension_against_its_package(tmp_path):
+    assert ext_problems(tmp_path / "ok", CUDA_EXT) == []
+    # qualified names of the package must exist there; only its exports are usable unqualified
+    for n, (right, wrong, name) in enumerate([
+            ("BridgeFlux.device_name(::", "BridgeFlux.device_nam(::", "BridgeFlux.device_nam"),
+            ("to_device(x)", "device_name(x)", "device_name"),
+            ("CUDA.synchronize", "CUDA.synchronise", "CUDA.synchronise"),
+            ("MLDataDevices.CUDADevice) = CUDA.sync", "MLDataDevices.CUDADevise) = CUDA.sync",
+             "Flux.MLDataDevices.CUDADevise")]):
+        assert CUDA_EXT.count(right) == 1, right
+        assert ext_problems(tmp_path / str(n), CUDA_EXT.replace(right, wrong)) == [name]
+    # an extension is a module of its own: the package is in scope only once it is imported
+    assert ext_problems(tmp_path / "unimported", CUDA_EXT.replace("using BridgeFlux, ", "using ")) == [
+        "BridgeFlux.device_name", "to_device"]
+
+
+def test_checker_reports_extension_imports_the_package_does_not_define(tmp_path):
+    wrong = CUDA_EXT.replace("import BridgeFlux: sync_device", "import BridgeFlux: sync_devices")
+    assert ext_problems(tmp_path / "import", wrong, kind="import") == ["sync_devices"]
+    wrong = CUDA_EXT.replace("using BridgeFlux: Flux", "using BridgeFlux: Flx")
+    assert ext_problems(tmp_path / "using", wrong, kind="import") == ["Flx"]
+
+
+def test_checker_reports_weak_dependencies_that_do_not_trigger_the_extension(tmp_path):
+    npz_ext = "module BridgeFluxNPZExt\nusing BridgeFlux, NPZ\nload(p) = to_device(npzread(p))\nend\n"
+    assert ext_problems(tmp_path / "npz", npz_ext, ext="BridgeFluxNPZExt") == []
+    assert ext_problems(tmp_path / "npz-cuda", npz_ext.replace("NPZ\n", "NPZ, CUDA\n"), ext="BridgeFluxNPZExt",
+                        kind="import") == ["CUDA"]
+    cuda_npz = CUDA_EXT.replace("cuDNN\n", "cuDNN, NPZ\n")
+    root = extension_package(tmp_path / "cuda-npz", {"ext/BridgeFluxCUDAExt.jl": cuda_npz})
+    found = js.check(js.parse_file(root / "ext/BridgeFluxCUDAExt.jl"), js.extension_scope(root, "BridgeFluxCUDAExt"))
+    assert [p.name for p in found] == ["NPZ"] and "weak dependency" in found[0].message
+
+
+def test_checker_reports_a_package_loading_its_weak_dependencies(tmp_path):
+    root = extension_package(tmp_path, {}, src=EXT_SRC.replace("using Flux\n", "using Flux, CUDA\n"))
+    found = js.check(js.parse_file(root / "src/BridgeFlux.jl"), js.package_scope(root))
+    assert [(p.kind, p.name) for p in found] == [("import", "CUDA")] and "weak dependency" in found[0].message
+    root = extension_package(tmp_path / "deps", {}, project=EXT_PROJECT.replace("[weakdeps]\nCUDA", "CUDA"),
+                             src=EXT_SRC.replace("using Flux\n", "using Flux, CUDA\n"))
+    assert js.check(js.parse_file(root / "src/BridgeFlux.jl"), js.package_scope(root)) == []
+
+
+def test_ext_files_are_checked_in_the_scope_of_the_extensions_that_load_them(tmp_path):
+    cuda_ext = CUDA_EXT.replace("end\n", 'include("kernels.jl")\ninclude("../shared.jl")\nend\n')
+    root = extension_package(tmp_path, {
+        # the entry file in ext/<Ext>/ wins over ext/<Ext>.jl, which is then loaded by no extension
+        "ext/BridgeFluxCUDAExt/BridgeFluxCUDAExt.jl": cuda_ext, "ext/BridgeFluxCUDAExt.jl": CUDA_EXT,
+        "ext/BridgeFluxCUDAExt/kernels.jl": "launch(x) = CUDA.@sync report(x)\n",
+        "ext/BridgeFluxNPZExt.jl": 'module BridgeFluxNPZExt\nusing BridgeFlux, NPZ\ninclude("shared.jl")\nend\n',
+        "ext/shared.jl": "shared(x) = to_device(x)\n"})
+    packages = {"BridgeFlux": root}
+    pkg = "julia/BridgeFlux/"
+    assert packages_of(pkg + "ext/BridgeFluxCUDAExt/kernels.jl", packages) == ["BridgeFlux/BridgeFluxCUDAExt"]
+    assert packages_of(pkg + "ext/shared.jl", packages) == ["BridgeFlux/BridgeFluxCUDAExt",
+                                                             "BridgeFlux/BridgeFluxNPZExt"]
+    assert packages_of(pkg + "src/BridgeFlux.jl", packages) == ["BridgeFlux"]
+    for rel in ["ext/BridgeFluxCUDAExt/kernels.jl", "ext/BridgeFluxCUDAExt/BridgeFluxCUDAExt.jl", "ext/shared.jl"]:
+        for package in packages_of(pkg + rel, packages):
+            assert js.check(js.parse_file(root / rel), scope_for(pkg + rel, package, packages)) == [], (rel, package)
+    # in the src scope the same file would not resolve: the extension's scope is what makes it pass
+    assert js.check(js.parse_file(root / "ext/BridgeFluxCUDAExt/kernels.jl"), js.package_scope(root)) != []
+    assert packages_of(pkg + "ext/BridgeFluxCUDAExt.jl", packages) == ["BridgeFlux"]
+    with pytest.raises(pytest.fail.Exception, match="no extension"):
+        scope_for(pkg + "ext/BridgeFluxCUDAExt.jl", "BridgeFlux", packages)
+
+
 # -------------------------------------------------------------- the Julia files
 
 def julia_files():
     return sorted(p.relative_to(ROOT).as_posix() for p in JULIA.rglob("*.jl")) if JULIA.is_dir() else []
 
 
-def packages_of(rel):
-    """The package module(s) a file belongs to: julia/<Package>/** -> that package;
-    julia/common/** is included by both packages' modules, so it must resolve in both."""
+def packages_of(rel, packages=PACKAGES):
+    """The module(s) a file belongs to: julia/<Package>/** -> that package (its src or its tests);
+    julia/common/** is included by both packages' modules, so it must resolve in both;
+    julia/<Package>/ext/** -> "<Package>/<Extension>" for every extension of the package that
+    loads it (the bare package when none does, which scope_for reports)."""
     parts = rel.split("/")
     if parts[1] == "common":
-        return list(PACKAGES)
-    return [parts[1]] if parts[1] in PACKAGES and len(parts) > 3 else []
+        return list(packages)
+    if parts[1] not in packages or len(parts) <= 3:
+        return []
+    root = packages[parts[1]]
+    if parts[2] == "ext" and (root / "Project.toml").exists():
+        try:
+            return [f"{parts[1]}/{ext}" for ext in js.extensions_of(root, root.joinpath(*parts[2:]))] or [parts[1]]
+        except (tomllib.TOMLDecodeError, OSError):  # reported by scope_for, not at collection
+            return [parts[1]]
+    return [parts[1]]
 
 
 def files_or_skip():
@@ -238,14 +374,21 @@ def file_package_pairs():
     return pairs
 
 
-def scope_for(rel, package):
+def scope_for(rel, package, packages=PACKAGES):
     if package is None:
         pytest.fail(f"{rel} belongs to no Julia package (julia/BridgeFlux/, julia/BridgeKnet/ or julia/common/); "
                     "the name checks do not know which environment to resolve it in")
-    root = PACKAGES[package]
+    package, _, ext = package.partition("/")
+    root = packages[package]
     if not (root / "Project.toml").exists():
-        pytest.skip(f"{(root / 'Project.toml').relative_to(ROOT)} does not exist yet")
-    return js.package_scope(root, test=rel.split("/")[2] == "test")
+        pytest.skip(f"julia/{package}/Project.toml does not exist yet")
+    where = rel.split("/")[2]
+    if where == "ext":
+        if not ext:
+            pytest.fail(f"{rel} is loaded by no extension in julia/{package}/Project.toml [extensions]: Julia "
+                        "loads ext/<Extension>/<Extension>.jl, else ext/<Extension>.jl, and what that includes")
+        return js.extension_scope(root, ext)
+    return js.package_scope(root, test=where == "test")
 
 
 def found(rel, package, kind):
@@ -268,6 +411,15 @@ def test_every_julia_file_is_checked():
     except (OSError, subprocess.CalledProcessError) as e:
         pytest.skip(f"git cannot list the files: {e}")
     assert set(julia_files()) == {f for f in listed if (ROOT / f).exists()}
+    # ext/ files are checked in the scope of the extensions that load them; a declared extension
+    # without its entry file would never be checked (and fails when Julia loads it)
+    for package, root in PACKAGES.items():
+        if (root / "Project.toml").exists():
+            missing = [ext for ext in js.extensions(root) if js.extension_entry(root, ext) is None]
+            assert not missing, (f"julia/{package}/Project.toml [extensions] {missing}: no ext/<Extension>.jl or "
+                                 "ext/<Extension>/<Extension>.jl")
+    stray = [f for f in julia_files() if f.split("/")[2:3] == ["ext"] and not any("/" in p for p in packages_of(f))]
+    assert not stray, f"loaded by no extension in their package's Project.toml [extensions]: {stray}"
 
 
 @pytest.mark.parametrize("rel,package", file_package_pairs())
@@ -352,11 +504,32 @@ def test_project_uuids_are_uuids(package):
     assert not bad, f"{package}/Project.toml: not 36-character UUIDs: {bad}"
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_project_pins_pythoncall(package):
-    compat = project_or_skip(package).get("compat", {}).get("PythonCall")
-    assert compat == f"={PYTHONCALL}", (f"{package}/Project.toml: PythonCall compat must be exactly \"={PYTHONCALL}\" "
-                                        f"(the version juliacall {PYTHONCALL} requires), found {compat!r}")
+def test_setup_environment_pins_pythoncall_to_juliacall():
+    """juliacall runs `using PythonCall` in the project it activates and needs exactly its own version:
+    the environment `bridge.julia setup` writes pins it; the packages themselves do not need Python."""
+    from bridge import julia
+
+    for engine in julia.PACKAGES:
+        for cuda in (False, True):
+            proj = tomllib.loads(julia.environment_project(engine, cuda))
+            assert proj["compat"]["PythonCall"] == f"={PYTHONCALL}"
+            assert proj["deps"]["PythonCall"] == "6099a3de-0909-46bc-b1f4-468b9a2dfc0d"
+            assert all(UUID.fullmatch(u) for u in proj["deps"].values())
+    for package in PACKAGES:
+        assert "PythonCall" not in project_or_skip(package).get("deps", {}), package
+
+
+def test_bridgeflux_loads_no_cuda_on_the_cpu_path():
+    """CUDA and cuDNN are weak dependencies of BridgeFlux, behind its extension: a CPU run never loads them."""
+    from bridge import julia
+
+    proj = project_or_skip("BridgeFlux")
+    assert not {"CUDA", "cuDNN"} & set(proj.get("deps", {})), proj["deps"]
+    assert set(proj.get("weakdeps", {})) == {"CUDA", "cuDNN"}
+    assert proj.get("extensions") == {"BridgeFluxCUDAExt": ["CUDA", "cuDNN"]}
+    assert {"CUDA", "cuDNN"} <= set(proj.get("compat", {}))
+    assert "CUDA" not in tomllib.loads(julia.environment_project("flux", cuda=False))["deps"]
+    assert {"CUDA", "cuDNN"} <= set(tomllib.loads(julia.environment_project("flux", cuda=True))["deps"])
 
 
 def test_bridgeflux_julia_compat_admits_julia_1_10():
@@ -373,17 +546,17 @@ def test_bridgeknet_julia_compat_is_julia_1_9_only():
 
 
 def test_juliacall_pin_matches_pythoncall():
+    from bridge.julia_import import JULIACALL_VERSION
+
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"].get(
         "optional-dependencies", {})
     assert "julia" in extras, ("pyproject.toml has no `julia` extra in [project.optional-dependencies]: "
                                f"it must pin juliacall=={PYTHONCALL}")
     pins = [r.replace(" ", "") for r in extras["julia"] if re.match(r"juliacall\b", r)]
-    # juliacall and PythonCall are released together; each juliacall needs exactly its own PythonCall
-    assert pins == [f"juliacall=={PYTHONCALL}"], f"the julia extra must pin juliacall=={PYTHONCALL}, found {pins}"
-    for package in PACKAGES:
-        if (PACKAGES[package] / "Project.toml").exists():
-            compat = project_or_skip(package).get("compat", {}).get("PythonCall")
-            assert compat == "=" + pins[0].split("==")[1], f"{package}: PythonCall compat {compat!r} != juliacall pin"
+    # juliacall and PythonCall are released together; each juliacall needs exactly its own PythonCall.
+    # 0.9.28 crashes on Python 3.14 (PythonCall's FAQ), so the extra stops before it.
+    assert pins == [f"juliacall=={PYTHONCALL};python_version<'3.14'"], pins
+    assert JULIACALL_VERSION == PYTHONCALL
 
 
 def test_name_lists_exist_for_every_module_in_the_version_table():

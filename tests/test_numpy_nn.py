@@ -113,6 +113,39 @@ def test_maxpool_ties_route_to_first_element():
     assert da[0, :, :, 0].tolist() == [[0.0, 1.0], [0.0, 0.0]]
 
 
+def test_nnlib_rule_routes_a_near_tie_to_the_first_element_not_the_maximum():
+    # NNlib's CPU ∇maxpool: the first element in scan order with y ≈ x (rtol √eps(Float32)) gets the gradient
+    a = np.zeros((1, 2, 2, 1))
+    a[0, 0, 0, 0], a[0, 0, 1, 0] = 1.0, 1.0001  # first slot within 1e-4 of the max in the second
+    out, cache = nn._maxpool(a)
+    exact = nn._maxpool_backward(np.ones_like(out), cache, "exact")
+    nnlib = nn._maxpool_backward(np.ones_like(out), cache, "nnlib")
+    assert exact[0, :, :, 0].tolist() == [[0.0, 1.0], [0.0, 0.0]]
+    assert nnlib[0, :, :, 0].tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    # just outside the tolerance both rules pick the maximum; exact ties go to the first slot in both
+    a[0, 0, 0, 0] = 1.0001 * (1 - 1.01 * nn.NNLIB_RTOL)
+    assert nn._maxpool_backward(np.ones_like(out), nn._maxpool(a)[1], "nnlib")[0, 0].ravel().tolist() == [0.0, 1.0]
+    a[0, 0, 0, 0] = 1.0001
+    for rule in nn.MAXPOOL_RULES:
+        assert nn._maxpool_backward(np.ones_like(out), nn._maxpool(a)[1], rule)[0, 0].ravel().tolist() == [1.0, 0.0]
+
+
+def test_maxpool_rule_changes_only_cnn_gradients():
+    rng = np.random.default_rng(9)
+    mlp = _mlp_params(rng, [5, 4, 3])
+    x, y = rng.normal(size=(6, 5)), rng.integers(0, 3, 6)
+    exact, nnlib = (nn.loss_and_grads("mlp", mlp, x, y, rule)[1] for rule in nn.MAXPOOL_RULES)
+    assert all(np.array_equal(exact[k], nnlib[k]) for k in mlp)
+    # ~1 window in 10^4 holds a near tie: among 64 x 12 x 12 x 8 windows the rules disagree somewhere,
+    # in the gradients only (the forward pass is the same)
+    cnn = _cnn_params(rng, 1, [8], 12 * 12 * 8, [3])
+    xi, yi = rng.normal(size=(64, 26, 26, 1)), rng.integers(0, 3, 64)
+    (l1, g1), (l2, g2) = (nn.loss_and_grads("cnn", cnn, xi, yi, rule) for rule in nn.MAXPOOL_RULES)
+    assert l1 == l2 and not np.array_equal(g1["conv_0/kernel"], g2["conv_0/kernel"])
+    with pytest.raises(ValueError, match="accepted: exact, nnlib"):
+        nn.loss_and_grads("cnn", cnn, xi, yi, "cudnn")
+
+
 def test_float32_stays_float32():
     rng = np.random.default_rng(4)
     params = {k: v.astype(np.float32) for k, v in _mlp_params(rng, [5, 4, 3]).items()}

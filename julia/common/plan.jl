@@ -1,5 +1,12 @@
 # Reading a saved batch plan without Python, and sharing memory with Python without a copy.
-# Included inside module BridgeFlux and module BridgeKnet; needs `using NPZ, TOML` there.
+# Included inside module BridgeFlux and module BridgeKnet (after `using NPZ, TOML`), with engine.jl.
+#
+# The including module defines the engine protocol, with the same names as the Python engines
+# (python/__init__.py), which `prepare(::Plan)`, `prepare(dir)` and `replay` below call:
+#   prepare(meta::AbstractDict, weights::AbstractDict; device="cpu", threads=0) -> session
+#   train_epoch(session, x, y) -> (losses::Vector{Float32}, seconds::Float64)
+#   predict(session, x) -> Matrix{Float32}  (logits, classes × N, on the CPU)
+#   engine_report(session) -> Dict{String,Any}
 #
 # A plan folder (written by `python -m bridge.compare --save-plan DIR`) holds plan.toml (the
 # experiment), julia/weights/*.npy (initial weights already in Flux/Knet layout) and, per epoch e
@@ -12,6 +19,9 @@ struct Plan
 end
 
 load_plan(dir::AbstractString) = Plan(String(dir), TOML.parsefile(joinpath(dir, "plan.toml")))
+
+"The plan with some of plan.toml's values replaced, e.g. another optimizer over the same batches."
+with_meta(p::Plan, changes::AbstractDict) = Plan(p.dir, merge(p.meta, Dict{String,Any}(changes)))
 
 # NPZ returns a C-order file in NumPy index order; the same bytes read column-major are the
 # reversed axes: (N, F) -> F×N, NCHW -> WHCN.
@@ -34,6 +44,18 @@ initial_weights(p::Plan) = Dict{String,Array{Float32}}(
     name => Float32.(npzread(joinpath(p.dir, "julia", "weights", replace(name, "/" => ".") * ".npy")))
     for name in p.meta["parameters"])
 
+"Number of consecutive `prefix_i/kernel` weights, i = 0, 1, ... (the plan's names; numpy_nn `_count`)."
+function layer_count(w::AbstractDict, prefix::AbstractString)
+    n = 0
+    while haskey(w, "$(prefix)_$(n)/kernel")
+        n += 1
+    end
+    return n
+end
+
+prepare(p::Plan; kwargs...) = prepare(p.meta, initial_weights(p); kwargs...)
+prepare(dir::AbstractString; kwargs...) = prepare(load_plan(dir); kwargs...)
+
 "1-based index ranges of the plan's batches over `n` examples; the partial last batch is kept."
 batch_ranges(n::Integer, batch_size::Integer) = [i:min(i + batch_size - 1, n) for i in 1:batch_size:n]
 
@@ -44,11 +66,13 @@ Examples `r` of `x` (examples on the last axis) as a dense `Array` sharing `x`'s
 NNlib see an ordinary Array, and nothing is copied. The caller keeps `x` alive (`GC.@preserve`).
 """
 function batch_view(x::Array{T,N}, r::UnitRange{Int}) where {T,N}
-    inner = size(x)[1:N-1]
+    inner = Base.front(size(x))  # a tuple of known length: the result's type is inferred
     return unsafe_wrap(Array, pointer(x, (first(r) - 1) * prod(inner) + 1), (inner..., length(r)))
 end
 
 # Python hands over NumPy buffers as (address, Julia size): the C-order bytes read column-major.
+# The arrays are ordinary, writable Arrays over memory Python owns and may have mapped read-only:
+# nothing in the engines writes to its inputs (NNlib's and Knet's layers write only their outputs).
 "Wrap a NumPy float32 buffer at address `ptr` as a Julia `Array{Float32}` of size `dims`, without a copy."
 wrap_inputs(ptr::Integer, dims::Integer...) = unsafe_wrap(Array, Ptr{Float32}(UInt(ptr)), Int.(dims))
 
@@ -59,15 +83,14 @@ wrap_labels(ptr::Integer, n::Integer) = unsafe_wrap(Array, Ptr{Int32}(UInt(ptr))
 data_pointer(x::Array) = UInt(pointer(x))
 
 """
-    replay(dir; device="cpu")
+    replay(plan; device="cpu")
 
-Rerun a saved plan natively: train every epoch on the saved batches from the saved initial weights.
-Returns `(losses, epoch_seconds, test_accuracy)`: per-step training losses, seconds per epoch, and the
-test-split accuracy after the last epoch.
+Rerun a saved plan (a folder, or a `Plan`) natively: train every epoch on the saved batches from the
+saved initial weights. Returns `(losses, epoch_seconds, test_accuracy)`: per-step training losses,
+seconds per epoch, and the test-split accuracy after the last epoch.
 """
-function replay(dir::AbstractString; device::AbstractString="cpu")
-    p = load_plan(dir)
-    s = prepare(dir; device=device)
+function replay(p::Plan; device::AbstractString="cpu")
+    s = prepare(p; device=device)
     losses, seconds = Float32[], Float64[]
     for e in 0:p.meta["epochs"]-1
         x, y = epoch_data(p, e)
@@ -80,3 +103,5 @@ function replay(dir::AbstractString; device::AbstractString="cpu")
     accuracy = sum(vec(map(i -> i[1] - 1, argmax(logits; dims=1))) .== yt) / length(yt)
     return (losses=losses, epoch_seconds=seconds, test_accuracy=accuracy)
 end
+
+replay(dir::AbstractString; kwargs...) = replay(load_plan(dir); kwargs...)

@@ -1,15 +1,6 @@
 # The Flux model, built from the plan's initial weights (already in Flux layout; see
 # bridge/layouts.py) so it starts from exactly the same parameters as every other engine.
 
-"Number of consecutive `prefix_i/kernel` entries in `w`, i = 0, 1, ... (mirrors numpy_nn `_count`)."
-function count_layers(w::AbstractDict, prefix::AbstractString)
-    n = 0
-    while haskey(w, "$(prefix)_$(n)/kernel")
-        n += 1
-    end
-    return n
-end
-
 """
     build_model(w, meta) -> Chain
 
@@ -26,13 +17,18 @@ function build_model(w::AbstractDict, meta::AbstractDict)
     kind = meta["model"]
     layers = Any[]
     if kind == "cnn"
-        for i in 0:count_layers(w, "conv")-1
+        for i in 0:layer_count(w, "conv")-1
             # CrossCor, not Conv: Keras Conv2D computes a cross-correlation, while Flux's Conv
             # flips the kernel (true convolution, flipkernel=false in NNlib). Flux conv.jl@v0.16.11:
             # CrossCor(weight, bias, σ; stride=1, pad=0, dilation=1) at :455-462, forward :484-489.
             push!(layers, CrossCor(w["conv_$(i)/kernel"], w["conv_$(i)/bias"], relu))
-            # Keras MaxPooling2D((2,2)) "valid": floor division, odd trailing row/column dropped,
-            # as NNlib's PoolDims output size. Flux conv.jl@v0.16.11:728 MaxPool(k; pad=0, stride=k).
+            # Flux's own MaxPool, as a Flux user writes it. Forward: Keras MaxPooling2D((2,2)) "valid",
+            # floor division, odd trailing row/column dropped (conv.jl@v0.16.11:728; NNlib PoolDims).
+            # Backward differs from Keras on the CPU, and bridge measures it rather than hiding it:
+            # NNlib's ∇maxpool gives a window's gradient to the first element ≈ the maximum (rtol
+            # √eps(Float32); src/impl/pooling_direct.jl@v0.9.36:262), not the exact maximum. The
+            # parity of this engine is measured against the reference variant with that rule
+            # (bridge/parity.py). On a GPU, cuDNN's pooling backward runs instead.
             push!(layers, MaxPool((2, 2)))
         end
         # Column-major flatten of WHCN (index w + W*h + W*H*c), unlike Keras' NHWC flatten
@@ -40,9 +36,9 @@ function build_model(w::AbstractDict, meta::AbstractDict)
         # dense_0/kernel for the WHCN order (bridge.layouts.dense_rows_nhwc_to_whcn).
         push!(layers, Flux.flatten)
     elseif kind != "mlp"
-        throw(ArgumentError("unknown model $(repr(kind)); expected \"mlp\" or \"cnn\""))
+        throw(unknown("model", kind, ("mlp", "cnn")))
     end
-    n = count_layers(w, "dense")
+    n = layer_count(w, "dense")
     n > 0 || throw(ArgumentError("the weights hold no dense_0/kernel"))
     for i in 0:n-1
         # Flux basic.jl@v0.16.11:183 Dense(W::AbstractMatrix, bias=true, σ=identity); forward

@@ -1,51 +1,66 @@
-# The engine protocol (python/__init__.py), Julia side: prepare, train_epoch, predict.
+# The engine protocol on the Julia side (python/__init__.py): prepare, train_epoch, predict,
+# engine_report. BridgeFlux's engine.jl defines the same functions and helpers under the same names.
 
 """
     Session
 
-One engine run: the plan, the model (its `Param`s on the chosen device, each holding its Keras
-optimizer in `p.opt`, the slot Knet itself uses for per-parameter optimizers), the array type batches
-are moved to, the device name and the batch size (examples).
+One engine run: the model (its `Param`s on the chosen device, each holding its Keras optimizer in
+`p.opt`, the slot Knet itself uses for per-parameter optimizers), plan.toml's values, and the device:
+the array type batches are moved to (`Array{Float32}` on the CPU).
 """
 mutable struct Session
-    plan::Plan
     model::Model
     params::Vector{Param}
-    atype::Type
-    device::String
-    batch_size::Int
+    meta::Dict{String,Any}
+    device::Type
 end
 
-"""
-    prepare(plan_dir; device="cpu", threads=0) -> Session
-
-Build the model from the plan's initial weights and its optimizer. `device` is "cpu" or "cuda";
-`threads > 0` sets the BLAS threads (0 keeps the default).
-"""
-function prepare(plan_dir::AbstractString; device::AbstractString="cpu", threads::Integer=0)
-    plan = load_plan(plan_dir)
-    threads > 0 && BLAS.set_num_threads(threads)
-    atype = array_type(device)
-    model = Model(initial_weights(plan), atype)
-    ps = parameters(model)
-    for p in ps
-        p.opt = keras_optimizer(plan.meta, value(p))
-    end
-    return Session(plan, model, ps, atype, String(device), plan.meta["batch_size"])
-end
-
-function array_type(device::AbstractString)
-    device == "cpu" && return Array{Float32}
-    device == "cuda" ||
-        throw(ArgumentError("device = $(repr(device)); BridgeKnet accepts \"cpu\" or \"cuda\""))
+"The array type for `name`: `Array{Float32}`, or Knet's GPU array type on the first CUDA GPU."
+function select_device(name::AbstractString)
+    check_device_name(name) == "cpu" && return Array{Float32}
     CUDA.functional(true) || error("device = \"cuda\", but CUDA.functional() is false (reason above); " *
                                    "fix the CUDA setup or use device = \"cpu\"")
+    # Knet's __init__ picks the GPU with the most free memory (src/Knet.jl@v1.4.10:37-40); bridge runs
+    # every engine on the first one.
+    CUDA.device!(0)
     # Knet's __init__ switches its default array type to CuArray{Float32} when CUDA is functional.
     return Knet.atype()
 end
 
 "Wait for the GPU, so that the clock reads finished work."
-sync(s::Session) = (s.device == "cuda" && CUDA.synchronize(); nothing)
+sync_device(::Type{<:Array}) = nothing
+sync_device(_) = CUDA.synchronize()
+
+device_name(::Type{<:Array}) = "cpu"
+device_name(_) = CUDA.name(CUDA.device())
+
+device_report(::Type{<:Array}) = Dict{String,Any}()
+# TF32: Knet builds its cuDNN convolution descriptors without a math type (src/ops20_gpu/conv.jl@v1.4.10:92),
+# which lets FP32 convolutions use TF32 on Ampere and later; bridge starts every cuda worker with
+# NVIDIA_TF32_OVERRIDE=0, which cuDNN and cuBLAS honour. Both are recorded.
+device_report(atype) = Dict{String,Any}(
+    "array_type" => string(atype),
+    "cuda_math_mode" => string(CUDA.math_mode()),
+    "NVIDIA_TF32_OVERRIDE" => get(ENV, "NVIDIA_TF32_OVERRIDE", "unset"))
+
+"""
+    prepare(meta, weights; device="cpu", threads=0) -> Session
+
+Build the model of plan.toml's `meta` from its initial `weights` (name => array in Knet layout) and
+its optimizer, on `device` (`"cpu"` or `"cuda"`). `threads > 0` applies the thread policy of
+[`set_compute_threads!`](@ref). `prepare(plan_dir)` reads both from a plan folder.
+"""
+function prepare(meta::AbstractDict, weights::AbstractDict; device::AbstractString="cpu", threads::Integer=0)
+    meta["model"] in ("mlp", "cnn") || throw(unknown("model", meta["model"], ("mlp", "cnn")))
+    set_compute_threads!(threads, meta)
+    atype = select_device(device)
+    model = Model(weights, atype)
+    ps = parameters(model)
+    for p in ps
+        p.opt = optimizer_rule(meta, value(p))
+    end
+    return Session(model, ps, Dict{String,Any}(meta), atype)
+end
 
 # Inputs must be a dense Float32 Array (batch_view wraps its memory); any other array is copied,
 # before the clock starts.
@@ -54,7 +69,7 @@ function host_input(s::Session, x::AbstractArray)
     layout = want == 2 ? "F × N" : "W × H × C × N"
     ndims(x) == want ||
         throw(ArgumentError("inputs have size $(size(x)); this model wants $layout (Julia layout)"))
-    return x isa Array{Float32} ? x : Array{Float32}(x)
+    return host_array(Float32, x)
 end
 
 """
@@ -62,32 +77,39 @@ end
 
 One pass over the epoch in the plan's batch order: `x` the whole epoch in Julia layout (F × N or
 W × H × C × N, Float32), `y` its 0-based labels. Returns each batch's loss before its update and the
-wall-clock seconds of the pass (GPU synchronised at both ends).
+wall-clock seconds of the pass (GPU synchronised at both ends; in the first epoch, the compilation of
+the loop too).
 """
 function train_epoch(s::Session, x::AbstractArray, y::AbstractVector)
     x = host_input(s, x)
     n = size(x, ndims(x))
-    length(y) == n || throw(ArgumentError("$(length(y)) labels for $n examples"))
+    length(y) == n || throw(DimensionMismatch("$(length(y)) labels for $n examples"))
     labels = knet_labels(y, classes(s.model))
-    ranges = batch_ranges(n, s.batch_size)
-    losses = Vector{Float32}(undef, length(ranges))
-    seconds = 0.0
+    losses = Vector{Float32}(undef, length(batch_ranges(n, s.meta["batch_size"])))
     GC.@preserve x begin
-        sync(s)
+        sync_device(s.device)
         start = time_ns()
-        for (i, r) in enumerate(ranges)
-            # On the CPU convert returns the view itself (no copy); on a GPU it is the host-to-device copy.
-            xb = convert(s.atype, batch_view(x, r))
-            J = @diff loss(s.model, xb, view(labels, r))
-            losses[i] = value(J)
-            for p in s.params
-                apply!(p.opt, value(p), gradient(J, p))
-            end
-        end
-        sync(s)
+        # A dynamic call (function barrier): the loop and all it calls, AutoGrad's tape included,
+        # compile after `start` whatever inference could see ahead, so the first epoch includes the
+        # compilation by construction, as every engine's first epoch does.
+        Base.invokelatest(run_batches!, losses, s, x, labels)
+        sync_device(s.device)
         seconds = (time_ns() - start) / 1e9
     end
     return losses, seconds
+end
+
+function run_batches!(losses::Vector{Float32}, s::Session, x::Array, labels::Vector{Int})
+    for (i, r) in enumerate(batch_ranges(size(x, ndims(x)), s.meta["batch_size"]))
+        # On the CPU convert returns the view itself (no copy); on a GPU it is the host-to-device copy.
+        xb = convert(s.device, batch_view(x, r))
+        J = @diff loss(s.model, xb, view(labels, r))
+        losses[i] = value(J)
+        for p in s.params
+            apply!(p.opt, value(p), gradient(J, p))
+        end
+    end
+    return losses
 end
 
 function gradient(J, p::Param)
@@ -98,32 +120,31 @@ function gradient(J, p::Param)
     return g
 end
 
-"Examples per forward pass in `predict`, to bound memory on large test splits."
-const PREDICT_BATCH = 1024
-
 """
     predict(s, x) -> Matrix{Float32}
 
-Logits (classes × N) on the CPU for inputs `x` in Julia layout (as in [`train_epoch`](@ref)).
+Logits (classes × N) on the CPU for inputs `x` in Julia layout (as in [`train_epoch`](@ref)),
+evaluated in chunks of `PREDICT_CHUNK` examples.
 """
 function predict(s::Session, x::AbstractArray)
     x = host_input(s, x)
     n = size(x, ndims(x))
     logits = Matrix{Float32}(undef, classes(s.model), n)
     GC.@preserve x begin
-        for r in batch_ranges(n, PREDICT_BATCH)
-            logits[:, r] = Array(s.model(convert(s.atype, batch_view(x, r))))
+        for r in batch_ranges(n, PREDICT_CHUNK)
+            logits[:, r] = Array(s.model(convert(s.device, batch_view(x, r))))
         end
     end
     return logits
 end
 
-"What the worker records about this engine: framework and Julia versions, threads, device."
-engine_report(s::Session) = Dict{String,Any}(
+"What the worker records about this engine: versions, threads, device, max-pool rule."
+engine_report(s::Session) = merge(Dict{String,Any}(
     "framework" => "Knet",
     "framework_version" => string(pkgversion(Knet)),
     "julia_version" => string(VERSION),
-    "threads" => BLAS.get_num_threads(),
-    "julia_threads" => Threads.nthreads(),
-    "device" => s.device,
-    "array_type" => string(s.atype))
+    "device" => device_name(s.device),
+    "optimizer" => s.meta["optimizer"],
+    # Knet's pool backward on the CPU is NNlib's ∇maxpool (see model.jl); on a GPU, cuDNN's.
+    "maxpool_gradient" => s.device <: Array ? "nnlib" : "cudnn",
+), thread_report(s.meta), device_report(s.device))

@@ -20,7 +20,7 @@ struct Model
 end
 
 function Model(weights::AbstractDict, atype)
-    layers(prefix) = (n = 0; while haskey(weights, "$(prefix)_$n/kernel"); n += 1; end; 0:n-1)
+    layers(prefix) = 0:layer_count(weights, prefix)-1
     array(prefix, i, part) = weights["$(prefix)_$i/$part"]
     isempty(layers("dense")) && throw(ArgumentError("the weights hold no dense_0/kernel"))
     return Model(
@@ -49,7 +49,12 @@ crosscor(w, x) = conv4(w, x; mode=1)
 function (m::Model)(x)
     for (w, b) in zip(m.conv_w, m.conv_b)
         # relu before pool, the reference's order; pool's defaults (window 2, stride 2, no padding)
-        # drop an odd trailing row/column like Keras MaxPooling2D "valid".
+        # drop an odd trailing row/column like Keras MaxPooling2D "valid". Knet's own pool, as a Knet
+        # user writes it: its CPU backward is NNlib's ∇maxpool (Knet src/ops20/conv.jl@v1.4.10:160,168),
+        # which gives a window's gradient to the first element ≈ the maximum (rtol √eps(Float32);
+        # NNlib src/impl/pooling_direct.jl@v0.8.21:238), not the exact maximum as Keras does. This
+        # engine's parity is measured against the reference variant with that rule (bridge/parity.py);
+        # on a GPU, cuDNN's pooling backward runs instead.
         x = pool(relu.(crosscor(w, x) .+ b))
     end
     # Column-major flatten of W×H×C; Python reordered dense_0's columns for it. A no-op on F×N input.

@@ -1,0 +1,24 @@
+# BridgeFlux on an NVIDIA GPU, loaded by Julia when CUDA and cuDNN are loaded next to BridgeFlux (as
+# Flux's own FluxCUDAExt is): a CPU run never loads CUDA. cuDNN is needed as well because
+# MLDataDevices' `gpu_device` picks CUDA only with cuDNN loaded (MLDataDevices public.jl@v1.17.10,
+# gpu_device docstring).
+module BridgeFluxCUDAExt
+
+using BridgeFlux, CUDA, cuDNN
+using BridgeFlux: Flux
+
+BridgeFlux.sync_device(::Flux.CUDADevice) = CUDA.synchronize()
+
+BridgeFlux.device_name(::Flux.CUDADevice) = CUDA.name(CUDA.device())
+
+# TF32: NNlib's cuDNN convolutions take their math type from `CUDA.math_mode()` (NNlib
+# ext/NNlibCUDACUDNNExt/conv.jl@v0.9.36:58-68), and cuDNN 1.4.6 maps the default mode to tensor-op
+# math, which lets FP32 convolutions use TF32 on Ampere and later (lib/cudnn/src/cuDNN.jl@v5.11.3:51-62).
+# bridge starts every cuda worker with NVIDIA_TF32_OVERRIDE=0, which cuDNN and cuBLAS honour whatever
+# the math mode says; both are recorded.
+BridgeFlux.device_report(::Flux.CUDADevice) = Dict{String,Any}(
+    "cuda_math_mode" => string(CUDA.math_mode()),
+    "NVIDIA_TF32_OVERRIDE" => get(ENV, "NVIDIA_TF32_OVERRIDE", "unset"),
+    "cudnn_version" => string(cuDNN.version()))
+
+end # module

@@ -1,0 +1,79 @@
+# What BridgeFlux and BridgeKnet do the same way, under the same names: input arrays, thread policy,
+# Keras' optimizer constants, errors. Included inside both modules after plan.jl; needs `BLAS`
+# (LinearAlgebra) there.
+
+"Examples per forward pass in `predict`, to bound memory on large test splits."
+const PREDICT_CHUNK = 1024
+
+# Inputs from Python arrive as Arrays over NumPy memory (`wrap_inputs`); anything else (a PyArray, a
+# view, a file read by NPZ) is copied once into a dense Array, before any clock starts.
+host_array(::Type{T}, a::Array{T}) where {T} = a
+host_array(::Type{T}, a::AbstractArray) where {T} = Array{T}(a)
+
+const DEVICES = ("cpu", "cuda")
+
+function check_device_name(name::AbstractString)
+    name in DEVICES ||
+        throw(ArgumentError("device = $(repr(name)) is not known; accepted: \"cpu\", \"cuda\""))
+    return name
+end
+
+unknown(what::AbstractString, value, accepted) = ArgumentError(
+    "plan.toml names $what = $(repr(value)); accepted: $(join(map(repr, accepted), ", "))")
+
+"""
+    set_compute_threads!(threads, meta)
+
+bridge gives every engine `threads` compute threads in total (`threads > 0`; 0 keeps the defaults).
+Julia itself runs with `threads` threads (juliacall's `PYTHON_JULIACALL_THREADS`). An MLP is BLAS
+GEMMs, so BLAS gets `threads`. In a CNN, NNlib's CPU convolution splits the batch over Julia tasks that
+each call BLAS (NNlib src/impl/conv_im2col.jl: v0.9.36 `batch_task` under `Threads.@spawn`, v0.8.21
+`@threads for batch_idx`), which with BLAS at `threads` would run up to `threads`² threads; so with
+more than one Julia thread BLAS gets 1, as NNlib itself does where it spawns (`batched_gemm!`, its
+small-batch convolution path). The dense layers of a CNN then run on one BLAS thread.
+"""
+function set_compute_threads!(threads::Integer, meta::AbstractDict)
+    threads > 0 || return nothing
+    BLAS.set_num_threads(meta["model"] == "cnn" && Threads.nthreads() > 1 ? 1 : threads)
+    return nothing
+end
+
+"The thread counts as the runtimes report them, and the total the policy above gives the model."
+thread_report(meta::AbstractDict) = Dict{String,Any}(
+    "threads" => meta["model"] == "cnn" && Threads.nthreads() > 1 ? Threads.nthreads() : BLAS.get_num_threads(),
+    "blas_threads" => BLAS.get_num_threads(),
+    "julia_threads" => Threads.nthreads(),
+    "thread_policy" => "Julia threads = N; BLAS threads = N for an MLP, 1 for a CNN when Julia has more than one " *
+                       "(NNlib's convolutions run one task per batch chunk)")
+
+"""
+    keras_adam_constants(T, learning_rate, beta_1, beta_2, epsilon, t) -> (alpha, c1, c2, ϵ)
+
+Keras 3 Adam's scalars at step `t` in the parameter's element type `T`, rounded as Keras (TensorFlow
+backend) and python/numpy_nn.py round them: `beta` is rounded to `T` before the power; the power is
+taken in Float64 and rounded once (Base's Float32^Int returns x*x*x for t = 3, an ulp off the `powf`
+Keras calls, and 1 - beta_2^t amplifies that ~300x); `1 - beta` is computed in Float64, then rounded
+(0.1f0, not 1 - 0.9f0 = 0.100000024f0). Then `m += (g - m) * c1`, `v += (g^2 - v) * c2` and the
+parameter moves by `m * alpha / (sqrt(v) + ϵ)`: ϵ on the uncorrected `v`, unlike the paper's form.
+"""
+function keras_adam_constants(::Type{T}, learning_rate, beta_1, beta_2, epsilon, t::Integer) where {T}
+    b1_power, b2_power = T(Float64(T(beta_1))^t), T(Float64(T(beta_2))^t)
+    alpha = T(learning_rate) * sqrt(one(T) - b2_power) / (one(T) - b1_power)
+    return alpha, T(1 - beta_1), T(1 - beta_2), T(epsilon)
+end
+
+"A plan's metadata and random initial weights for a tiny `model` (the names and layouts of a real plan)."
+function tiny_plan(model::AbstractString, optimizer::AbstractString)
+    meta = Dict{String,Any}("model" => model, "optimizer" => optimizer, "learning_rate" => 0.01,
+                            "beta_1" => 0.9, "beta_2" => 0.999, "epsilon" => 1e-7, "batch_size" => 2, "classes" => 3)
+    cnn = model == "cnn"
+    shapes = cnn ? ["conv_0" => (3, 3, 1, 2), "conv_1" => (3, 3, 2, 2), "dense_0" => (4, 2), "dense_1" => (3, 4)] :
+                   ["dense_0" => (4, 4), "dense_1" => (3, 4)]
+    weights = Dict{String,Array{Float32}}()
+    for (name, shape) in shapes
+        weights["$name/kernel"] = randn(Float32, shape) ./ 4
+        weights["$name/bias"] = zeros(Float32, startswith(name, "conv") ? shape[4] : shape[1])
+    end
+    x = cnn ? randn(Float32, 10, 10, 1, 3) : randn(Float32, 4, 3)  # 3 examples: a partial last batch
+    return meta, weights, x, Int32[0, 1, 2]
+end
