@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import MISSING
 from pathlib import Path
 
-from . import registry
+from . import parity, registry
 from .progress import RunProgress
 from .spec import FIELDS, Spec, SpecError, from_mapping, load_toml
 
@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bridge.compare: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(results.format_table(res.summary))
+    if not args.quiet and res.semantics:
+        print(parity.describe(res.semantics))
     failed = [o.message for o in res.outcomes if o.failed]
     for w in res.warnings:
         if w not in progress.printed and (not args.quiet or any(m in w for m in failed)):

@@ -8,6 +8,7 @@ left open between calls; ``savefig`` renders with Agg.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from . import parity
 
 # Read as text: a version such as "2.10" or a hash of digits must not turn into a number.
 TEXT_COLUMNS = ["engine", "mode", "framework", "framework_version", "device", "threads", "dataset", "model",
@@ -26,13 +29,21 @@ EXACT_FLOOR = 1e-18  # where an exactly equal step is drawn on the log axis of t
 
 
 def read_frame(folder: Path) -> pd.DataFrame:
-    """``results.csv`` of a results folder, with ``label`` (engine/mode) and ``legend`` columns added."""
-    frame = pd.read_csv(Path(folder) / "results.csv", dtype={c: str for c in TEXT_COLUMNS})
+    """``results.csv`` of a results folder, with ``label`` (engine/mode), ``legend`` and ``compared_with``
+    (the reference run each run's parity is measured against, from summary.json; :mod:`bridge.parity`)
+    columns added."""
+    folder = Path(folder)
+    frame = pd.read_csv(folder / "results.csv", dtype={c: str for c in TEXT_COLUMNS})
     present = [c for c in TEXT_COLUMNS if c in frame]
     frame[present] = frame[present].fillna("")
     frame["label"] = frame["engine"] + "/" + frame["mode"]
     framework = (frame["framework"] + " " + frame["framework_version"]).str.strip()
     frame["legend"] = [f"{lab} ({fw})" if fw else lab for lab, fw in zip(frame["label"], framework)]
+    try:
+        runs = json.loads((folder / "summary.json").read_text()).get("semantics", {}).get("maxpool_gradient", {})
+    except (OSError, ValueError):
+        runs = {}
+    frame["compared_with"] = [runs.get(lab, {}).get("compared_with", "") or "" for lab in frame["label"]]
     return frame
 
 
@@ -227,20 +238,32 @@ def timing_figure(data: pd.DataFrame, about: str = "") -> Figure:
 
 # -- parity against the reference ------------------------------------------------------------------------
 
-def parity_data(frame: pd.DataFrame, reference: str = "reference") -> pd.DataFrame:
-    """Per step, every other engine's batch loss against the reference's: ``rel_diff = |loss − ref| / |ref|``
-    for each repeat of the engine (the reference is deterministic; its value is the median over its
-    repeats). Empty when there is no reference or nothing to compare with it."""
-    columns = ["label", "legend", "order", "repeat", "epoch", "step", "loss", "reference", "rel_diff"]
+def parity_data(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per step, every engine's batch loss against the reference variant that models its framework
+    (``compared_with``; the exact variant when the frame does not say, or when that variant did not run):
+    ``rel_diff = |loss − ref| / |ref|`` for each repeat (the reference is deterministic; its value is the
+    median over its repeats). The reference's NNlib variant appears against its exact one. Empty when
+    there is no reference or nothing to compare with it."""
+    columns = ["label", "legend", "order", "repeat", "epoch", "step", "loss", "reference_label", "reference",
+               "rel_diff"]
     s = frame[frame.metric == "step_loss"]
-    ref = s[s.engine == reference]
-    others = s[s.engine != reference]
-    if ref.empty or others.empty:
+    refs = {lab: g.groupby("step").value.median() for lab, g in s[s.engine == parity.REFERENCE].groupby("label")}
+    exact = f"{parity.REFERENCE}/{parity.REFERENCE_MODE['exact']}"
+    fallback = exact if exact in refs else next(iter(refs), None)
+    pieces = []
+    for label, g in s.groupby("label", sort=False):
+        wanted = g["compared_with"].iloc[0] if "compared_with" in g else ""
+        if label == exact or (g.engine.iloc[0] == parity.REFERENCE and not wanted):
+            continue
+        ref_label = wanted if wanted in refs else fallback
+        if ref_label is None or ref_label == label:
+            continue
+        piece = g[["label", "repeat", "epoch", "step", "value"]].rename(columns={"value": "loss"}).merge(
+            refs[ref_label].rename("reference"), left_on="step", right_index=True)
+        pieces.append(piece.assign(reference_label=ref_label))
+    if not pieces:
         return _empty(columns)
-    ref_label = ref.label.iloc[0]
-    ref_loss = ref[ref.label == ref_label].groupby("step").value.median().rename("reference")
-    data = others[["label", "repeat", "epoch", "step", "value"]].rename(columns={"value": "loss"}).merge(
-        ref_loss, left_on="step", right_index=True)
+    data = pd.concat(pieces, ignore_index=True)
     data["rel_diff"] = (data["loss"] - data["reference"]).abs() / data["reference"].abs()
     data[["epoch", "step"]] = data[["epoch", "step"]].astype(int)
     return _with_labels(data, frame).sort_values(["order", "repeat", "step"], ignore_index=True)[columns]
@@ -249,12 +272,12 @@ def parity_data(frame: pd.DataFrame, reference: str = "reference") -> pd.DataFra
 def parity_figure(data: pd.DataFrame, about: str = "") -> Figure:
     fig = Figure(figsize=(11, 4.6), layout="constrained")
     ax = fig.subplots()
-    for (order, legend), d in data.groupby(["order", "legend"], sort=True):
+    for (order, legend, ref), d in data.groupby(["order", "legend", "reference_label"], sort=True):
         per_step = d.groupby("step").rel_diff.agg(["median", "min", "max"]).clip(lower=EXACT_FLOOR)
         ax.fill_between(per_step.index, per_step["min"], per_step["max"], color=_style(order)["color"], alpha=0.25,
                         linewidth=0)
         thin = {**_style(order), "linewidth": max(1.6 - 0.4 * order, 0.6)}  # 1000s of noisy steps
-        ax.plot(per_step.index, per_step["median"], label=legend, **thin)
+        ax.plot(per_step.index, per_step["median"], label=f"{legend} vs {ref}", **thin)
     eps = np.finfo(np.float32).eps
     ax.axhline(eps, color="black", linestyle=(0, (1, 3)), linewidth=1, label=f"float32 machine epsilon ({eps:.2g})")
     ax.set_yscale("log")
@@ -263,6 +286,7 @@ def parity_figure(data: pd.DataFrame, about: str = "") -> Figure:
     ax.grid(alpha=0.3, which="both")
     _legend_below(fig, ax)
     fig.suptitle(_title("Per-step loss against the NumPy float64 reference", about) + "\n"
+                 "each engine against the variant that models its framework's max-pool gradient; "
                  f"line: median over repeats, band: min–max; exact agreement drawn at {EXACT_FLOOR:g}")
     return fig
 
@@ -276,7 +300,9 @@ FIGURES = {
     "timing": (timing_data, timing_figure,
                "Time to the first epoch (tracing, compilation, JIT) and steady-state time per epoch."),
     "parity": (parity_data, parity_figure,
-               "Relative difference of each engine's per-step batch loss from the NumPy float64 reference."),
+               "Relative difference of each engine's per-step batch loss from the NumPy float64 reference: the "
+               "variant that models its framework (for a CNN, Flux and Knet on the CPU against the variant with "
+               "NNlib's max-pool gradient, and that variant against the exact one)."),
 }
 
 

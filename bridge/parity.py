@@ -49,3 +49,56 @@ def rel_diff(got, ref) -> np.ndarray:
     got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     n = min(len(got), len(ref))
     return np.abs(got[:n] - ref[:n]) / np.abs(ref[:n])
+
+
+VARIANT_STEPS = 50
+"""Steps over which the two reference variants are compared in every CNN run's summary."""
+
+
+def compared_with(engine: str, mode: str, rule: str, model: str) -> str | None:
+    """The reference run (``engine/mode`` label) a run is compared with: the variant modelling its rule;
+    the reference's NNlib variant is compared with its exact one, which shows the rules' difference."""
+    if engine == REFERENCE:
+        return f"{REFERENCE}/{REFERENCE_MODE['exact']}" if mode != REFERENCE_MODE["exact"] else None
+    return f"{REFERENCE}/{reference_mode(rule, model)}"
+
+
+def semantics(spec, outcomes, frame) -> dict:
+    """What summary.json records of the engines' documented differences: per engine run its max-pool
+    gradient rule and the reference run it is compared with, what each rule does, and (both reference
+    variants having run) their largest relative step-loss difference over the first ``VARIANT_STEPS``
+    steps: the size of the difference between the rules on this experiment. Empty for an MLP."""
+    from .registry import module
+
+    if spec.model != "cnn":
+        return {}
+    runs = {}
+    for o in outcomes:
+        rule = o.report.get("maxpool_gradient") or maxpool_gradient(module(o.run.engine), spec.device)
+        runs[o.run.label] = {"maxpool_gradient": rule,
+                             "compared_with": compared_with(o.run.engine, o.run.mode, rule, spec.model)}
+    out = {"maxpool_gradient": runs,
+           "rules": {r: MAXPOOL_GRADIENT[r] for r in dict.fromkeys(v["maxpool_gradient"] for v in runs.values())}}
+    steps = frame[(frame.metric == "step_loss") & (frame.engine == REFERENCE) & (frame["repeat"] == 0)]
+    variants = {m: g.sort_values("step").value.to_numpy() for m, g in steps.groupby("mode")}
+    exact, nnlib = variants.get(REFERENCE_MODE["exact"]), variants.get(REFERENCE_MODE["nnlib"])
+    if exact is not None and nnlib is not None and len(exact) and len(nnlib):
+        n = min(VARIANT_STEPS, len(exact), len(nnlib))
+        out["reference_variants"] = {"steps": n, "max_rel_diff": float(rel_diff(nnlib[:n], exact[:n]).max())}
+    return out
+
+
+def describe(semantics_: dict) -> str:
+    """One line for the terminal: which runs follow which max-pool rule, and the variants' difference."""
+    runs = semantics_.get("maxpool_gradient", {})
+    if not runs:
+        return ""
+    groups: dict[str, list[str]] = {}
+    for label, r in runs.items():
+        groups.setdefault(r["maxpool_gradient"], []).append(label)
+    text = "max-pool gradient: " + "; ".join(f"{rule}: {', '.join(labels)}" for rule, labels in groups.items())
+    size = semantics_.get("reference_variants")
+    if size:
+        text += (f" (each compared with the reference variant of its rule; the variants differ by up to "
+                 f"{size['max_rel_diff']:.1e} over {size['steps']} steps)")
+    return text

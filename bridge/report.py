@@ -137,6 +137,7 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
               "<p>Per engine, over repeats: medians of the time to the first epoch and of the steady-state "
               "epoch time (median of the epochs after the first), and the final loss and accuracy.</p>",
               _table([h for _, h, _ in SUMMARY_COLUMNS], summary_rows(doc), "summary")]
+    parts += _semantics(doc)
     parts.append("<h2 id='figures'>Figures</h2>")
     for name, png in images.items():
         caption = figures.FIGURES[name][2] if name in figures.FIGURES else name
@@ -156,6 +157,31 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
               _engine_reports(doc)]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _semantics(doc: dict) -> list[str]:
+    """Where the frameworks differ by design, per engine (bridge.parity): the max-pool gradient rule each
+    follows, the reference variant its parity is measured against, and how far apart the variants are."""
+    sem = doc.get("semantics") or {}
+    runs = sem.get("maxpool_gradient", {})
+    if not runs:
+        return []
+    e = html.escape
+    rules = sem.get("rules", {})
+    parts = ["<h2 id='semantics'>Max-pool gradient: where the frameworks differ</h2>",
+             "<p>Each 2×2 window's gradient goes to one element. Frameworks choose it differently, and bridge "
+             "measures each framework as it is rather than replacing its layer: every engine's parity is "
+             "measured against the reference variant that models its rule.</p>",
+             _table(["engine", "rule", "what it does", "compared with"],
+                    [[label, r["maxpool_gradient"], rules.get(r["maxpool_gradient"], ""), r["compared_with"] or "-"]
+                     for label, r in runs.items()])]
+    size = sem.get("reference_variants")
+    if size:
+        diff, steps = f"{size['max_rel_diff']:.2e}", str(size["steps"])
+        parts.append(f"<p id='variant-size'>On this experiment the two reference variants (exact and NNlib rule) "
+                     f"differ by up to <strong>{e(diff)}</strong> relative in the per-step loss over the first "
+                     f"{e(steps)} steps.</p>")
+    return parts
 
 
 def _engine_reports(doc: dict) -> str:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import fingerprint
+from . import fingerprint, parity
 
 ID_COLUMNS = ["engine", "mode", "framework", "framework_version", "device", "threads", "dataset", "model",
               "optimizer", "repeat"]
@@ -34,6 +34,7 @@ class Results:
     outcomes: list
     out: Path
     warnings: list[str]
+    semantics: dict = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -145,6 +146,7 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
                      "message": o.message, "epochs_completed": len(o.epochs), "wall_s": o.wall_s,
                      "report": o.report, "log": o.log} for o in outcomes],
         "batches_identical": not problems and len(checksums) > 0,
+        "semantics": (semantics := parity.semantics(spec, outcomes, frame)),
         "summary": json.loads(summary.to_json(orient="records")),
         "warnings": warnings,
     }
@@ -153,7 +155,7 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
     _atomic(out / "checksums.csv", lambda p: checksums.to_csv(p, index=False))
     _atomic(out / "summary.json", lambda p: p.write_text(json.dumps(doc, indent=1, default=str)))
     _atomic(out / "spec.toml", lambda p: p.write_text(spec.to_toml()))
-    return Results(frame, summary, outcomes, out, warnings)
+    return Results(frame, summary, outcomes, out, warnings, semantics)
 
 
 def format_table(summary: pd.DataFrame) -> str:

@@ -1,0 +1,86 @@
+"""Documented differences between frameworks, modelled instead of hidden (bridge.parity): which reference
+variant runs, which one each engine is compared with, and what the results and the report say about it.
+
+The NNlib-rule engine here is tests/nnlib_engine.py, a stand-in for flux and knet (no Julia here)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bridge import figures, parity, registry
+from bridge.registry import EngineRun
+from bridge.spec import Spec
+
+from .conftest import ROOT
+
+STAND_IN = "tests.nnlib_engine"
+CNN = dict(dataset="synthetic", model="cnn", synthetic_shape="1,28,28", synthetic_samples=320, classes=4,
+           batch_size=32, epochs=1, optimizer="adam", learning_rate=0.001)
+
+
+def labels(spec):
+    return [r.label for r in registry.runs(spec)]
+
+
+def test_the_nnlib_reference_runs_when_an_engine_of_the_run_needs_it():
+    assert labels(Spec(engines=("reference", STAND_IN), **CNN)) == [
+        "reference/float64", "reference/nnlib", f"{STAND_IN}/float32"]
+    # not for the exact-rule engines, nor for an MLP (no max-pool, the variants are one computation)
+    assert labels(Spec(engines=("reference",), **CNN)) == ["reference/float64"]
+    assert labels(Spec(engines=("reference", STAND_IN), dataset="iris", epochs=1)) == [
+        "reference/float64", f"{STAND_IN}/float32"]
+    # named explicitly, it runs anyway
+    assert labels(Spec(engines=("reference:nnlib",), dataset="iris")) == ["reference/nnlib"]
+    assert EngineRun("reference", "nnlib") in registry.runs(Spec(engines=("reference", "flux"), **CNN)) or \
+        registry.unavailable_reason("flux")  # flux needs the variant wherever it can run
+
+
+def test_flux_and_knet_declare_nnlib_on_the_cpu_and_the_python_engines_the_exact_rule():
+    for engine in ("flux", "knet"):
+        assert parity.maxpool_gradient(registry.module(engine), "cpu") == "nnlib"
+        assert parity.reference_mode(parity.maxpool_gradient(registry.module(engine), "cpu"), "cnn") == "nnlib"
+        assert parity.reference_mode("nnlib", "mlp") == "float64"
+    for engine in ("keras", "torch", "jax", "keras-jax", "keras-torch"):
+        assert parity.maxpool_gradient(registry.module(engine), "cpu") == "exact"
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cnn")
+    args = [f"--{k}={v}" for k, v in CNN.items()]
+    proc = subprocess.run([sys.executable, "-m", "bridge.compare", *args, "--engines", f"reference,{STAND_IN}",
+                           "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_each_engine_is_compared_with_the_variant_of_its_rule(cnn_run):
+    doc = json.loads((cnn_run / "summary.json").read_text())
+    sem = doc["semantics"]
+    assert sem["maxpool_gradient"] == {
+        "reference/float64": {"maxpool_gradient": "exact", "compared_with": None},
+        "reference/nnlib": {"maxpool_gradient": "nnlib", "compared_with": "reference/float64"},
+        f"{STAND_IN}/float32": {"maxpool_gradient": "nnlib", "compared_with": "reference/nnlib"}}
+    assert set(sem["rules"]) == {"exact", "nnlib"}
+    size = sem["reference_variants"]
+    assert size["steps"] == 10 and size["max_rel_diff"] > parity.TOLERANCE["adam"]  # the rules really differ here
+
+    data = figures.parity_data(figures.read_frame(cnn_run))
+    by_label = {label: g for label, g in data.groupby("label")}
+    stand_in = by_label[f"{STAND_IN}/float32"]
+    assert set(stand_in.reference_label) == {"reference/nnlib"}
+    assert stand_in.rel_diff.max() <= parity.TOLERANCE["adam"]
+    assert set(by_label["reference/nnlib"].reference_label) == {"reference/float64"}
+    assert np.isclose(by_label["reference/nnlib"].rel_diff.max(), size["max_rel_diff"])
+    assert "reference/float64" not in by_label
+
+
+def test_the_report_names_the_rule_of_every_engine_and_the_size_of_the_difference(cnn_run):
+    page = (cnn_run / "report.html").read_text()
+    assert "id='semantics'" in page and "id='variant-size'" in page
+    section = page[page.index("id='semantics'"):page.index("id='figures'")]
+    for text in (f"{STAND_IN}/float32", "reference/nnlib", "reference/float64", "NNlib", "√eps(Float32)"):
+        assert text in section, text
+    assert (cnn_run / "figures" / "parity.png").is_file()
