@@ -47,13 +47,19 @@ def sources() -> Path:
 
 
 def record_path() -> Path:
-    default = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "bridge" / "julia.json"
-    return Path(os.environ.get("BRIDGE_JULIA_RECORD", default))
+    default = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "bridge" / "julia.json"
+    return Path(os.environ.get("BRIDGE_JULIA_RECORD") or default)
 
 
 def environments_home() -> Path:
-    default = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "bridge" / "julia"
-    return Path(os.environ.get("BRIDGE_JULIA_HOME", default))
+    default = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bridge" / "julia"
+    return Path(os.environ.get("BRIDGE_JULIA_HOME") or default)
+
+
+def save_record(record: dict) -> None:
+    path = record_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
 
 
 def load_record() -> dict:
@@ -132,7 +138,7 @@ def probe(command: list[str]) -> tuple[tuple[int, int, int], str] | None:
     return (tuple(int(g) for g in m.groups()), lines[1].strip()) if m else None
 
 
-def install_julia(engine: str) -> list[str]:
+def install_julia(engine: str) -> list[list[str]]:
     """Download a Julia for ``engine``: juliaup's channel where juliaup exists, else juliacall's own
     installer (juliapkg) into BRIDGE_JULIA_HOME. Returns candidate commands. Only ``setup --install``
     calls this."""
@@ -205,19 +211,21 @@ def setup_engine(engine: str, given: str | None, install: bool, cuda: bool) -> s
         raise RuntimeError(f"{engine}: {package / 'Project.toml'} is missing from this installation of bridge")
     project = environments_home() / engine
     project.mkdir(parents=True, exist_ok=True)
+    # The old environment is about to change: until this one is instantiated, nothing is recorded for it.
+    record = load_record()
+    if record.pop(engine, None) is not None:
+        save_record(record)
     (project / "Project.toml").write_text(environment_project(engine, cuda))
     (project / "Manifest.toml").unlink(missing_ok=True)  # resolved afresh for this Julia
     code = (f"import Pkg; Pkg.develop(path={json.dumps(str(package))}); Pkg.resolve(); Pkg.instantiate(); "
             "Pkg.precompile()")
     done = subprocess.run([exe, f"--project={project}", "--startup-file=no", "-e", code], timeout=3600)
     if done.returncode != 0:
-        raise RuntimeError(f"{engine}: instantiating {project} with {exe} failed (exit {done.returncode})")
-    record = load_record()
+        raise RuntimeError(f"{engine}: instantiating {project} with {exe} failed (exit {done.returncode}); "
+                           f"nothing is recorded for {engine} until {SETUP} succeeds")
     record[engine] = {"exe": exe, "julia_version": _version_text(version), "project": str(project),
                       "package": str(package), "cuda": cuda or engine == "knet"}
-    path = record_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1))
+    save_record(record)
     return f"{engine}: Julia {record[engine]['julia_version']} at {exe}, environment {project}"
 
 
@@ -281,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{engine}: {unavailable_reason(engine) or load_record()[engine]}")
         return 0
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    unknown = [e for e in engines if e not in PACKAGES]
+    unknown = [e for e in engines if e not in PACKAGES] or ([] if engines else [args.engines])
     if unknown:
         print(f"bridge.julia: error: engine {unknown[0]!r} is not a Julia engine; accepted: flux, knet", file=sys.stderr)
         return 2

@@ -279,8 +279,24 @@ def test_a_failing_instantiate_step_is_reported_in_one_line_and_nothing_is_recor
     assert proc.returncode == 1
     release = stand_ins.root / "releases" / "julia-1.10.5" / "bin" / "julia"
     line = [l for l in proc.stderr.splitlines() if l.startswith("bridge.julia:")]
-    assert line == [f"bridge.julia: flux: instantiating {flux_project()} with {release.resolve()} failed (exit 1)"]
-    assert len(stand_ins.instantiate_calls()) == 1 and not record_file().exists()
+    assert line == [f"bridge.julia: flux: instantiating {flux_project()} with {release.resolve()} failed (exit 1); "
+                    "nothing is recorded for flux until python -m bridge.julia setup succeeds"]
+    assert len(stand_ins.instantiate_calls()) == 1 and not load_record_entry("flux")
+
+
+@served_python
+def test_a_failing_set_up_over_a_working_one_leaves_flux_unavailable_not_half_changed(stand_ins, monkeypatch):
+    put_on_path(monkeypatch, stand_ins.juliaup({"1.10": "1.10.5"}, default="1.10"))
+    assert run_module("setup", "--engines", "flux").returncode == 0 and load_record_entry("flux")
+    stand_ins.fail_instantiate("1.10.5")
+    assert run_module("setup", "--engines", "flux", "--cuda").returncode == 1
+    # the environment now names CUDA and has no manifest: the old record would claim a working engine
+    assert not load_record_entry("flux")
+    assert "needs" in julia.unavailable_reason("flux") or julia.python_reason("flux")
+
+
+def load_record_entry(engine: str) -> dict | None:
+    return json.loads(record_file().read_text()).get(engine) if record_file().exists() else None
 
 
 def test_no_julia_at_all_is_refused_naming_that_nothing_was_found(env, capsys):
