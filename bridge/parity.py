@@ -63,20 +63,16 @@ def compared_with(engine: str, mode: str, rule: str, model: str) -> str | None:
     return f"{REFERENCE}/{reference_mode(rule, model)}"
 
 
-def semantics(spec, outcomes, frame) -> dict:
-    """What summary.json records of the engines' documented differences: per engine run its max-pool
-    gradient rule and the reference run it is compared with, what each rule does, and (both reference
-    variants having run) their largest relative step-loss difference over the first ``VARIANT_STEPS``
-    steps: the size of the difference between the rules on this experiment. Empty for an MLP."""
-    from .registry import module
-
-    if spec.model != "cnn":
+def semantics(model: str, rules: dict, frame) -> dict:
+    """What summary.json records of the engines' documented differences: per engine run (``rules``:
+    ``(engine, mode)`` -> its max-pool gradient rule) the rule and the reference run it is compared with,
+    what each rule does, and (both reference variants having run) their largest relative step-loss
+    difference over the first ``VARIANT_STEPS`` steps: the size of the difference between the rules on
+    this experiment. Empty for an MLP."""
+    if model != "cnn":
         return {}
-    runs = {}
-    for o in outcomes:
-        rule = o.report.get("maxpool_gradient") or maxpool_gradient(module(o.run.engine), spec.device)
-        runs[o.run.label] = {"maxpool_gradient": rule,
-                             "compared_with": compared_with(o.run.engine, o.run.mode, rule, spec.model)}
+    runs = {f"{engine}/{mode}": {"maxpool_gradient": rule, "compared_with": compared_with(engine, mode, rule, model)}
+            for (engine, mode), rule in rules.items()}
     out = {"maxpool_gradient": runs,
            "rules": {r: MAXPOOL_GRADIENT[r] for r in dict.fromkeys(v["maxpool_gradient"] for v in runs.values())}}
     steps = frame[(frame.metric == "step_loss") & (frame.engine == REFERENCE) & (frame["repeat"] == 0)]

@@ -118,6 +118,14 @@ def _checksum_table(plan, outcomes) -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows, columns=["engine", "mode", "repeat", "epoch", "step", "crc32c"]), problems
 
 
+def _maxpool_rules(spec, outcomes) -> dict:
+    """(engine, mode) -> max-pool gradient rule: as the run reported it, else as its module declares it."""
+    from .registry import module
+
+    return {(o.run.engine, o.run.mode): o.report.get("maxpool_gradient")
+            or parity.maxpool_gradient(module(o.run.engine), spec.device) for o in outcomes}
+
+
 def _atomic(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
@@ -146,7 +154,7 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
                      "message": o.message, "epochs_completed": len(o.epochs), "wall_s": o.wall_s,
                      "report": o.report, "log": o.log} for o in outcomes],
         "batches_identical": not problems and len(checksums) > 0,
-        "semantics": (semantics := parity.semantics(spec, outcomes, frame)),
+        "semantics": (semantics := parity.semantics(spec.model, _maxpool_rules(spec, outcomes), frame)),
         "summary": json.loads(summary.to_json(orient="records")),
         "warnings": warnings,
     }

@@ -10,6 +10,23 @@ const PREDICT_CHUNK = 1024
 host_array(::Type{T}, a::Array{T}) where {T} = a
 host_array(::Type{T}, a::AbstractArray) where {T} = Array{T}(a)
 
+"""
+    timed_pass(device, run!, args...) -> seconds
+
+Run `run!(args...)` (one epoch's batch loop) and return its wall-clock seconds, with `device`
+synchronised (the engine's `sync_device`) at both ends. `run!` is entered through a dynamic call
+(`Base.invokelatest`, a function barrier): the loop and all it calls, the automatic differentiation
+included, compile after the clock starts whatever inference could see ahead, so the first epoch
+includes the compilation by construction, as every engine's first epoch does.
+"""
+function timed_pass(device, run!, args...)
+    sync_device(device)
+    start = time_ns()
+    Base.invokelatest(run!, args...)
+    sync_device(device)
+    return (time_ns() - start) / 1e9
+end
+
 const DEVICES = ("cpu", "cuda")
 
 function check_device_name(name::AbstractString)

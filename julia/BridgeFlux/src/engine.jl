@@ -63,16 +63,7 @@ function train_epoch(s::Session, x::AbstractArray, y::AbstractVector)
     n = size(xa, ndims(xa))
     length(ya) == n || throw(DimensionMismatch("$(length(ya)) labels for $n examples"))
     losses = Float32[]
-    GC.@preserve xa ya begin
-        sync_device(s.device)
-        start = time_ns()
-        # A dynamic call (function barrier): the loop and all it calls, Zygote's pullbacks included,
-        # compile after `start` whatever inference could see ahead, so the first epoch includes the
-        # compilation by construction, as every engine's first epoch does.
-        Base.invokelatest(run_batches!, losses, s, xa, ya)
-        sync_device(s.device)
-        seconds = (time_ns() - start) / 1e9
-    end
+    seconds = GC.@preserve xa ya timed_pass(s.device, run_batches!, losses, s, xa, ya)
     return losses, seconds
 end
 

@@ -86,16 +86,7 @@ function train_epoch(s::Session, x::AbstractArray, y::AbstractVector)
     length(y) == n || throw(DimensionMismatch("$(length(y)) labels for $n examples"))
     labels = knet_labels(y, classes(s.model))
     losses = Vector{Float32}(undef, length(batch_ranges(n, s.meta["batch_size"])))
-    GC.@preserve x begin
-        sync_device(s.device)
-        start = time_ns()
-        # A dynamic call (function barrier): the loop and all it calls, AutoGrad's tape included,
-        # compile after `start` whatever inference could see ahead, so the first epoch includes the
-        # compilation by construction, as every engine's first epoch does.
-        Base.invokelatest(run_batches!, losses, s, x, labels)
-        sync_device(s.device)
-        seconds = (time_ns() - start) / 1e9
-    end
+    seconds = GC.@preserve x timed_pass(s.device, run_batches!, losses, s, x, labels)
     return losses, seconds
 end
 
