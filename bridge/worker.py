@@ -73,7 +73,8 @@ def run(job) -> int:
         module = registry.module(job.engine)
         plan = job.plan
         session, report = module.prepare(job)
-        report.setdefault(TF32_OVERRIDE, os.environ.get(TF32_OVERRIDE, "unset"))
+        if job.experiment.device == "cuda":
+            report.setdefault(TF32_OVERRIDE, os.environ.get(TF32_OVERRIDE, "unset"))
         if job.experiment.model == "cnn":
             report.setdefault("maxpool_gradient", parity.maxpool_gradient(module, job.experiment.device))
         record.write("prepared", report=report)
