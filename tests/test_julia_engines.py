@@ -14,6 +14,7 @@ from bridge.engines.juliaengine import JuliaEngine
 from bridge.spec import Spec
 
 from .conftest import ROOT, needs_tf
+from .julia_static import tomllib  # tomli on Python 3.10
 
 JULIA_ENGINES = ("flux", "knet")
 
@@ -54,8 +55,6 @@ def test_golden_fixtures_are_what_the_reference_computes(tmp_path):
 
 
 def test_golden_cases_share_one_plan_per_model_and_carry_the_parity_tolerance():
-    import tomllib
-
     doc = tomllib.loads((ROOT / "julia" / "golden" / "golden.toml").read_text())
     assert doc["tolerance"] == parity.TOLERANCE and doc["maxpool_gradient"] == "nnlib"
     assert {c["plan"] for c in doc["cases"].values()} == {"mlp", "cnn"}
@@ -73,7 +72,6 @@ def test_save_plan_writes_what_a_julia_user_needs(tmp_path):
                            "--save-plan", str(plan_dir), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    import tomllib
     meta = tomllib.loads((plan_dir / "plan.toml").read_text())
     assert meta["epochs"] == 2 and meta["optimizer"] == "adam" and meta["steps_per_epoch"] == 8
     for name in meta["parameters"]:
