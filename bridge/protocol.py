@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -41,7 +41,12 @@ class Job:
 
 @dataclass
 class EpochRun:
+    """What ``train_epoch`` returns; the worker checks it (:mod:`bridge.worker`)."""
     losses: np.ndarray
-    """Per-step training loss, ``(steps,)``."""
+    """Per-step training loss, ``(steps,)``: the loss of each batch before its update."""
     seconds: float
-    checksums: list[str] = field(default_factory=list)
+    """The engine's own clock over the pass, device synchronised."""
+    checksums: list[str] | None = None
+    """Only for an engine that can checksum what its framework actually read (e.g. Julia over its batch
+    views): CRC-32C per batch, :func:`bridge.batchplan.batch_checksum`'s format. The worker checksums the
+    arrays it hands over itself; these, when given, must agree with them."""

@@ -1,10 +1,27 @@
 """The worker: one engine run in its own process, ``python -m bridge.worker JOB.json``.
 
 Thread settings are in the environment the launcher starts it with, before NumPy or the engine's
-framework is imported. Everything the
-run produces is appended to a JSON-lines record file as it happens (``prepared``, one ``epoch`` line
-per epoch, then ``done`` or ``error``), so a worker that later crashes or hangs still leaves what it
-finished. Each line is also echoed on stdout with a ``@bridge`` prefix for live progress.
+framework is imported. Everything the run produces is appended to a JSON-lines record file as it
+happens (``prepared``, one ``epoch`` line per epoch, a ``mismatch`` line for an epoch whose batches
+disagree, a ``diverged`` line, then ``done`` or ``error``), so a worker that later crashes or hangs
+still leaves what it finished. Each line is also echoed on stdout with a ``@bridge`` prefix for live
+progress.
+
+The worker checks what every engine returns, here and nowhere else:
+
+- **Batches.** Before each epoch the worker computes the CRC-32C of every batch over exactly the arrays
+  it hands to ``train_epoch`` (untimed) and compares them with the plan's (``plan.json``, computed when
+  the plan was built). What that proves is narrow: the plan files the worker handed over are intact,
+  the batches every engine received are the ones the plan describes. It does not prove what an engine
+  trained on; parity with the reference (the test suite, the parity figure) proves that. An engine that
+  checksums what its framework actually read (``EpochRun.checksums``) extends the proof across its
+  hand-off, and must agree with the worker. A disagreement is a ``mismatch``: the run goes on, its
+  numbers are recorded but kept out of the summary's comparisons, and the run counts as failed.
+- **Losses.** One per batch of the plan (otherwise an error: the engine broke the protocol), all finite.
+  A non-finite loss is a ``diverged`` run: a result of the experiment, not a failure of the tool. The
+  epoch is recorded and training stops after it (nothing after a NaN weight is worth the time).
+- **Logits.** ``predict`` returns ``(N, classes)`` (otherwise an error) and finite values (otherwise
+  ``diverged``, with that epoch's loss and accuracy recorded as NaN rather than computed from NaN).
 """
 from __future__ import annotations
 
@@ -16,6 +33,8 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+
+from .batchplan import batch_checksum
 
 EVENT_PREFIX = "@bridge "
 TF32_OVERRIDE = "NVIDIA_TF32_OVERRIDE"
@@ -58,11 +77,75 @@ class Record:
         print(EVENT_PREFIX + line, flush=True)
 
 
-def evaluate(module, session, plan, split: str, chunk: int = 4096) -> tuple[float, float]:
+class ContractError(RuntimeError):
+    """An engine returned what the protocol does not allow; the message says what, in one line."""
+
+
+def check_losses(losses, batches: int, epoch: int) -> np.ndarray:
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.shape != (batches,):
+        got = f"{len(losses)} losses" if losses.ndim == 1 else f"losses of shape {losses.shape}"
+        raise ContractError(f"train_epoch returned {got} for epoch {epoch}; the plan has {batches} batches")
+    return losses
+
+
+def _differing(what: str, got: list[str], want: list[str], got_name: str, want_name: str) -> str:
+    steps = [i for i in range(max(len(got), len(want)))
+             if i >= len(got) or i >= len(want) or got[i] != want[i]]
+    i = steps[0]
+    first_got, first_want = (seq[i] if i < len(seq) else "none" for seq in (got, want))
+    return (f"{what}: {len(steps)} of {len(want)} batches, first at step {i} "
+            f"({got_name} {first_got}, {want_name} {first_want})")
+
+
+def checksum_problems(epoch: int, handed: list[str], planned: list[str], reported) -> list[str]:
+    """What disagrees among the worker's checksums of the arrays it handed over, the plan's, and the
+    engine's own (``reported``, None when the engine reports none)."""
+    problems = []
+    if handed != planned:
+        problems.append(_differing(f"batches differ from the plan in epoch {epoch}", handed, planned,
+                                   "handed over", "plan"))
+    if reported is not None:
+        reported = [str(c) for c in reported]
+        if reported != handed:
+            problems.append(_differing(f"the engine's own checksums differ from the batches handed to it in "
+                                       f"epoch {epoch}", reported, handed, "engine", "handed over"))
+    return problems
+
+
+def evaluate(module, session, plan, split: str, chunk: int = 4096) -> tuple[float, float, int]:
+    """Loss and accuracy on the whole ``split`` from the engine's logits, and how many examples got
+    non-finite logits (then loss and accuracy are NaN: an argmax over NaN would invent an accuracy)."""
     x, y = plan.split(split)
-    logits = np.concatenate([np.asarray(module.predict(session, x[i:i + chunk]))
-                             for i in range(0, len(y), chunk)])
-    return softmax_cross_entropy(logits, y)
+    classes = plan.meta["classes"]
+    parts = []
+    for i in range(0, len(y), chunk):
+        n = min(chunk, len(y) - i)
+        logits = np.asarray(module.predict(session, x[i:i + chunk]), dtype=np.float64)
+        if logits.shape != (n, classes):
+            raise ContractError(f"predict returned logits of shape {logits.shape} for {n} {split} examples; "
+                                f"expected ({n}, {classes})")
+        parts.append(logits)
+    logits = np.concatenate(parts)
+    bad = int((~np.isfinite(logits)).any(axis=1).sum())
+    if bad:
+        return float("nan"), float("nan"), bad
+    return (*softmax_cross_entropy(logits, y), 0)
+
+
+def divergence(epoch: int, losses: np.ndarray, bad_examples: dict[str, tuple[int, int]],
+               steps_per_epoch: int) -> str | None:
+    """The one-line message of a run that diverged in ``epoch``, or None."""
+    stopped = "training stopped after that epoch"
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if len(bad):
+        i = int(bad[0])
+        return (f"first non-finite loss at epoch {epoch} step {i} ({losses[i]}; results.csv step "
+                f"{epoch * steps_per_epoch + i}); {stopped}")
+    for split, (n, total) in bad_examples.items():
+        if n:
+            return f"non-finite logits for {n} of {total} {split} examples after epoch {epoch}; {stopped}"
+    return None
 
 
 def run(job) -> int:
@@ -72,6 +155,7 @@ def run(job) -> int:
     try:
         module = registry.module(job.engine)
         plan = job.plan
+        slices = plan.batch_slices()
         session, report = module.prepare(job)
         if job.experiment.device == "cuda":
             report.setdefault(TF32_OVERRIDE, os.environ.get(TF32_OVERRIDE, "unset"))
@@ -80,17 +164,30 @@ def run(job) -> int:
         record.write("prepared", report=report)
         for epoch in range(plan.epochs):
             x, y = plan.epoch(epoch)
-            run_ = module.train_epoch(session, x, y)
-            metrics = {}
+            # before the engine gets them, outside its clock, over exactly what it gets
+            handed = [batch_checksum(x[s], y[s]) for s in slices]
+            result = module.train_epoch(session, x, y)
+            losses = check_losses(result.losses, len(slices), epoch)
+            metrics, bad_examples = {}, {}
             for split in ("train", "test"):
-                metrics[f"{split}_loss"], metrics[f"{split}_accuracy"] = evaluate(module, session, plan, split)
-            record.write("epoch", epoch=epoch, seconds=run_.seconds,
-                         losses=[float(v) for v in np.asarray(run_.losses)],
-                         checksums=list(run_.checksums), **metrics)
+                metrics[f"{split}_loss"], metrics[f"{split}_accuracy"], bad = evaluate(module, session, plan, split)
+                bad_examples[split] = (bad, plan.meta[f"n_{split}"])
+            own = {} if result.checksums is None else {"engine_checksums": [str(c) for c in result.checksums]}
+            record.write("epoch", epoch=epoch, seconds=float(result.seconds), losses=losses.tolist(),
+                         checksums=handed, **own, **metrics)
+            problems = checksum_problems(epoch, handed, plan.expected_checksums(epoch), result.checksums)
+            if problems:
+                record.write("mismatch", epoch=epoch, message="; ".join(problems))
+            diverged = divergence(epoch, losses, bad_examples, plan.steps_per_epoch)
+            if diverged:
+                record.write("diverged", epoch=epoch, message=diverged)
+                break
         record.write("done")
         return 0
     except BaseException as e:  # a failing engine must still leave its record
-        record.write("error", error=f"{type(e).__name__}: {e}".strip(), traceback=traceback.format_exc())
+        error = str(e) if isinstance(e, ContractError) else f"{type(e).__name__}: {e}".strip()
+        error = next(iter(error.splitlines()), type(e).__name__)  # one line; the rest is in the traceback
+        record.write("error", error=error, traceback=traceback.format_exc())
         return 1
 
 

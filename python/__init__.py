@@ -21,11 +21,14 @@ after thread and device settings are in the environment:
     One pass over one epoch of the batch plan, in its batch order (``job.plan.batch_slices()``).
     Returns the per-step training losses (the loss of each batch before its update), the seconds the
     pass took (measured inside the engine, device synchronised; layout copies made before the clock
-    starts) and the CRC-32C of every batch trained on (:func:`bridge.batchplan.batch_checksum`,
-    computed outside the timed region over the arrays handed to the framework).
+    starts) and, only if the engine can checksum what its framework read, its own CRC-32C per batch.
+    The worker checksums the batches it hands over and checks the loss count itself.
 ``predict(session, x) -> logits``
     Logits ``(N, K)`` for inputs in plan layout; never timed. Loss and accuracy per split are
     computed from them by the worker, in float64, identically for every engine.
+
+What the worker checks for every engine (loss count, finite losses and logits, batch checksums) and
+what each failure becomes is in :mod:`bridge.worker`.
 
 Julia engines keep the same three names on the Julia side.
 """

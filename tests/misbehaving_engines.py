@@ -1,0 +1,75 @@
+"""An engine that trains like the reference and then misbehaves in one way per mode, for the tests of
+what the worker checks (tests/test_engine_checks.py).
+
+Unlike tests/faulty_engines.py (raise, exit, hang), every mode here finishes normally: what it gets
+wrong is in what it returns, reports or prints, which only the worker's checks can catch.
+"""
+import dataclasses
+import sys
+
+import numpy as np
+
+from bridge.batchplan import batch_checksum
+from bridge.engines import reference
+from bridge.protocol import EpochRun
+
+FRAMEWORK = "numpy"
+MODES = ("short", "nan", "nan_logits", "checksums", "own_checksums", "corrupt_plan", "chatty", "logits")
+REQUIRES = ("numpy",)
+INSTALL = "nothing to install"
+
+NAN_EPOCH, NAN_STEP = 1, 2  # where mode nan's first non-finite loss is
+CORRUPTED_EPOCH = 1         # the plan epoch file mode corrupt_plan damages
+MALFORMED = ("@bridge {not json", "@bridge 42", '@bridge {"kind": "epoch", "epoch": ')
+CHATTER_BYTES = 1 << 20     # far past a pipe's buffer (64 KiB on Linux)
+
+
+class Session:
+    def __init__(self, mode, inner, job):
+        self.mode, self.inner, self.job, self.epoch = mode, inner, job, 0
+        self.slices = job.plan.batch_slices()
+
+
+def prepare(job):
+    inner, report = reference.prepare(dataclasses.replace(job, mode="float64"))
+    if job.mode == "corrupt_plan":
+        # one bit of the last input value, in a file every later engine maps too: what a disk, a copy
+        # or a concurrent writer could do to a plan between engines
+        path = job.plan.root / f"x_train.e{CORRUPTED_EPOCH:04d}.npy"
+        data = bytearray(path.read_bytes())
+        data[-4] ^= 1
+        path.write_bytes(bytes(data))
+    return Session(job.mode, inner, job), report
+
+
+def train_epoch(s: Session, x, y) -> EpochRun:
+    if s.mode == "chatty":
+        for line in MALFORMED:
+            print(line, flush=True)
+        sys.stdout.buffer.write(b"bytes that are not UTF-8: \xff\xfe\n")
+        sys.stdout.flush()
+        for _ in range(CHATTER_BYTES // 1024):
+            print("x" * 1023)
+        sys.stdout.flush()
+    run = reference.train_epoch(s.inner, x, y)
+    if s.mode == "short":
+        run.losses = run.losses[:-1]
+    elif s.mode == "nan" and s.epoch == NAN_EPOCH:
+        run.losses[NAN_STEP:] = np.nan
+    elif s.mode == "checksums":
+        run.checksums = [batch_checksum(x[sl], y[sl]) for sl in s.slices]
+        run.checksums[-1] = "00000000"
+    elif s.mode == "own_checksums":
+        run.checksums = [batch_checksum(x[sl], y[sl]) for sl in s.slices]
+    s.epoch += 1
+    return run
+
+
+def predict(s: Session, x):
+    logits = reference.predict(s.inner, x)
+    if s.mode == "logits":
+        return np.concatenate([logits, np.zeros((len(logits), 1))], axis=1)
+    if s.mode == "nan_logits" and s.epoch > NAN_EPOCH:
+        logits = logits.copy()
+        logits[0, 0] = np.inf
+    return logits
