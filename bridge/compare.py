@@ -3,17 +3,20 @@
 A thin shell over :func:`bridge.runner.run`. Every spec field is an option of the same name; a TOML
 config file (``--config``) gives defaults that options override. Bad input exits 2 with one line; an
 engine that failed or was unavailable makes the exit code 1, after every other result is written.
+Ctrl-C (SIGINT) or SIGTERM stops the running engine, writes what finished and exits 128 + the signal
+number (130, 143); the same command then resumes (:mod:`bridge.resume`).
 """
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 from dataclasses import MISSING
 from pathlib import Path
 
 from . import parity, registry
-from .progress import RunProgress
+from .progress import RunProgress, expected_runs
 from .spec import FIELDS, Spec, SpecError, from_mapping, load_toml
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -34,9 +37,14 @@ def parser() -> argparse.ArgumentParser:
                             "reference, ...) on the same batches and initial weights, and compare loss "
                             "curves, accuracy and time per epoch.")
     p.add_argument("--config", metavar="FILE", help="TOML file with spec fields (options given here win)")
-    p.add_argument("--out", metavar="DIR", default="results",
+    p.add_argument("--out", metavar="DIR", default=None,
                    help="folder for results.csv, summary.json, checksums.csv, spec.toml and the batch plan "
-                        "(default: ./results)")
+                        "(default: ./results/<spec hash>, with ./results/latest linked to it); rerunning "
+                        "into the same folder reuses the engine runs that finished there")
+    p.add_argument("--fresh", action="store_true",
+                   help="run every engine run again, even those that finished in OUT with this spec")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of another experiment in OUT (otherwise refused)")
     p.add_argument("--save-plan", metavar="DIR", dest="save_plan",
                    help="write the batch plan (plan.toml, initial weights, every epoch's batches as .npy) to DIR "
                         "instead of OUT/plan, to rerun the experiment natively in Julia (see README)")
@@ -82,37 +90,90 @@ def _write_report(out: Path, quiet: bool) -> None:
             print(f"report written to {path}")
 
 
+def _resume_command(argv: list[str]) -> str:
+    """The command that resumes this one: the same, less the options that would discard the runs kept."""
+    return shlex.join(["python", "-m", "bridge.compare", *(a for a in argv if a not in ("--fresh", "--overwrite"))])
+
+
+def _interrupted(e, args: argparse.Namespace, argv: list[str], out: Path) -> int:
+    """After a signal stopped the run: the report for what finished, one line on stderr, 128 + signal."""
+    if e.results is None:
+        print(f"bridge.compare: stopped by {e.signal_name} before any engine run finished; nothing new written "
+              f"to {out}/; resume with: {_resume_command(argv)}", file=sys.stderr)
+        return e.exit_code
+    if not args.no_report:
+        _write_report(e.results.out, quiet=True)
+    kept = sum(o.ok for o in e.results.outcomes)
+    stopped = [o.run.label for o in e.results.outcomes if o.status == "interrupted"]
+    files = "results.csv, summary.json" + ("" if args.no_report else ", report.html")
+    print(f"bridge.compare: stopped by {e.signal_name}" + (f" during {', '.join(stopped)}" if stopped else "")
+          + f"; {kept} finished engine run(s) kept in {e.results.out}/ ({files}); resume with: "
+          + _resume_command(argv), file=sys.stderr)
+    return e.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
-    from . import results, runner
+    from . import runner
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Signals are handled over the whole command, not only the run: a Ctrl-C while the spec is read or the
+    # report drawn exits the same way, with one line and no traceback, and a second one exits at once.
+    with runner.stop_on_signals():
+        try:
+            return _main(argv)
+        except runner.Interrupted as e:  # outside the run: whatever was written stays written
+            if e.results is not None:  # every engine run had finished; the signal came at the end
+                print(f"bridge.compare: stopped by {e.signal_name} after every engine run finished; the results "
+                      f"are in {e.results.out}/ (draw the report with: python -m bridge.report {e.results.out})",
+                      file=sys.stderr)
+            else:
+                print(f"bridge.compare: stopped by {e.signal_name}; files written before are kept; resume with: "
+                      f"{_resume_command(argv)}", file=sys.stderr)
+            return e.exit_code
+
+
+def _main(argv: list[str]) -> int:
+    from . import resume, results, runner
 
     args = parser().parse_args(argv)
     try:
         spec = spec_from_args(args)
         registry.runs(spec)  # unknown engines and modes are usage errors
         runner.check_device(spec)
-        out = Path(args.out)
+        out = Path(args.out) if args.out else resume.default_out(spec)
         _check_out(out)
-    except (SpecError, registry.EngineError, UsageError, runner.DeviceError) as e:
+        resume.check_folder(out, spec, overwrite=args.overwrite)
+    except (SpecError, registry.EngineError, UsageError, runner.DeviceError, resume.FolderInUse) as e:
         print(f"bridge.compare: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if not args.out and (problem := resume.link_latest(out)):
+        print(f"warning: {problem}", file=sys.stderr)
     if not args.quiet:
         print(f"bridge: {spec.dataset} {spec.model}, {spec.optimizer} lr={spec.learning_rate:g}, batch "
               f"{spec.batch_size}, {spec.epochs} epochs, {spec.repeats} repeat(s), device {spec.device}, "
               f"threads {runner.resolve_threads(spec)} -> {out}", flush=True)
-    progress = RunProgress.for_spec(spec, quiet=args.quiet)
+    previous = resume.Previous() if args.fresh else resume.finished(spec, out)
+    if not args.quiet and (line := previous.describe(out)):
+        print(line, flush=True)
+    progress = RunProgress(spec.epochs, spec.repeats,
+                           0 if args.quiet else expected_runs(spec) - len(previous.reused), quiet=args.quiet)
     try:
         with progress:
             res = runner.run(spec, out, on_event=progress.on_event, on_outcome=progress.on_outcome,
-                             plan_dir=args.save_plan)
+                             plan_dir=args.save_plan, reuse=previous.reused)
     except (OSError, ValueError) as e:  # data that cannot be had, a plan too large
         print(f"bridge.compare: error: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except runner.Interrupted as e:
+        return _interrupted(e, args, argv, out)
     print(results.format_table(res.summary))
     if not args.quiet and res.semantics:
         print(parity.describe(res.semantics))
-    failed = [o.message for o in res.outcomes if o.failed]
+    # every failure, divergence and mismatch gets its line even with --quiet (a diverged run exits 0,
+    # so this line is all that tells a script about it); other warnings only without --quiet
+    flagged = [o.message for o in res.outcomes if o.flagged]
     for w in res.warnings:
-        if w not in progress.printed and (not args.quiet or any(m in w for m in failed)):
+        if w not in progress.printed and (not args.quiet or any(m in w for m in flagged)):
             print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:
         print(f"results written to {res.out}/ (results.csv, summary.json, checksums.csv, spec.toml)")
