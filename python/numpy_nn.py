@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["forward", "loss_and_grads", "loss_and_accuracy", "SGD", "Adam", "MAXPOOL_RULES", "NNLIB_RTOL"]
+__all__ = ["forward", "loss_and_grads", "SGD", "Adam", "MAXPOOL_RULES", "NNLIB_RTOL"]
 
 MAXPOOL_RULES = ("exact", "nnlib")
 # Julia's `isapprox(x::Float32, y::Float32)` default: rtol = sqrt(eps(Float32)), atol = 0
@@ -218,23 +218,6 @@ def loss_and_grads(model: str, params: dict, x, y, maxpool: str = "exact") -> tu
     dlogits /= n
     grads = _backprop(params, tape, dlogits, maxpool)
     return float(loss), {k: grads[k] for k in params}
-
-
-def loss_and_accuracy(model: str, params: dict, x, y, batch_size: int = 1024) -> tuple[float, float]:
-    """(mean loss over all N examples, mean(argmax(logits) == y)), evaluated in chunks of batch_size."""
-    x = np.asarray(x)
-    n = len(x)
-    y = _labels(y, n)
-    if n == 0:
-        raise ValueError("empty split")
-    total, correct = 0.0, 0
-    for s in range(0, n, batch_size):
-        logits = forward(model, params, x[s:s + batch_size])
-        yb = y[s:s + batch_size]
-        # Sum per chunk in float64 so the split mean does not depend on the chunking dtype.
-        total += float(-_log_softmax(logits)[np.arange(len(yb)), yb].astype(np.float64).sum())
-        correct += int((logits.argmax(axis=1) == yb).sum())
-    return total / n, correct / n
 
 
 def _tf_cast(value: float, dt: np.dtype):

@@ -1,5 +1,6 @@
 """The flux and knet engines from Python: unavailable without Julia, golden fixtures, the saved plan,
-the zero-copy hand-off contract, and parity against the reference where Julia is set up."""
+the zero-copy hand-off contract. Their parity against the reference (where Julia is set up) is in
+tests/test_parity.py, with every other engine's."""
 import ctypes
 import json
 import subprocess
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bridge import golden, julia, parity, runner
+from bridge import golden, julia, parity
 from bridge.engines.juliaengine import JuliaEngine
 from bridge.spec import Spec
 
@@ -111,32 +112,6 @@ def test_batches_reach_julia_as_the_same_memory_in_julia_layout(tmp_path):
     assert np.array_equal(yj, y) and yj.ctypes.data == y.ctypes.data
     with pytest.raises(ValueError, match="C-contiguous float32"):
         JuliaEngine.to_julia(StandInJulia(), np.asfortranarray(x[:, 0]))
-
-
-PARITY = {
-    "iris-mlp-sgd": (dict(optimizer="sgd", learning_rate=0.1, epochs=7), 50),
-    "iris-mlp-adam": (dict(optimizer="adam", learning_rate=0.01, epochs=7), 50),
-    "synthetic-cnn-adam": (dict(dataset="synthetic", model="cnn", synthetic_samples=320, batch_size=32,
-                                optimizer="adam", learning_rate=0.001, epochs=1), 10),
-}
-
-
-@pytest.mark.parametrize("engine", JULIA_ENGINES)
-@pytest.mark.parametrize("case", list(PARITY))
-def test_julia_engine_matches_the_reference_step_by_step(engine, case, tmp_path):
-    reason = julia.unavailable_reason(engine)
-    if reason:
-        pytest.skip(reason)
-    values, steps = PARITY[case]
-    spec = Spec(engines=("reference", engine), **values)
-    res = runner.run(spec, tmp_path)
-    assert not res.failed, [o.message for o in res.outcomes]
-    f = res.frame[res.frame.metric == "step_loss"]
-    # against the reference variant with its framework's max-pool gradient rule (NNlib's on the CPU)
-    mode = parity.reference_mode("nnlib", spec.model)
-    ref = f[(f.engine == "reference") & (f["mode"] == mode)].sort_values("step").value.to_numpy()[:steps]
-    got = f[f.engine == engine].sort_values("step").value.to_numpy()[:steps]
-    assert len(ref) == steps and parity.rel_diff(got, ref).max() <= parity.TOLERANCE[spec.optimizer]
 
 
 @pytest.mark.parametrize("engine", JULIA_ENGINES)

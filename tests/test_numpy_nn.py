@@ -1,14 +1,15 @@
-"""Tests for bridge.engines.numpy_nn: gradients, Keras parity, optimizers, evaluation."""
+"""Tests for bridge.engines.numpy_nn: gradients, the max-pool rules, and Keras parity of the loss, the
+gradients, the max-pool tie routing and the optimizers. Keras runs in a subprocess of its own
+(tests/framework_checks/tf_checks.py), once for the module; the assertions are here."""
 
 import math
-import os
-
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
 import numpy as np
 import pytest
 
 from bridge.engines import numpy_nn as nn
+
+from .support import framework_check, needs_tf
 
 
 def _glorot(rng, shape):
@@ -154,125 +155,111 @@ def test_float32_stays_float32():
     assert all(g.dtype == np.float32 and g.shape == params[k].shape for k, g in grads.items())
 
 
-def test_loss_and_accuracy_hand_computed():
-    # One identity dense layer, so logits == x.  Rows 0 and 2: p(label 0) = 3/4, correct;
-    # row 1: p(label 0) = 1/4, wrong; row 3 (3 classes the third logit is -1e3, so exp underflows to 0): p = 1/2.
-    params = {"dense_0/kernel": np.eye(3), "dense_0/bias": np.zeros(3)}
-    l3 = math.log(3.0)
-    x = np.array([[l3, 0.0, -1e3], [0.0, l3, -1e3], [l3, 0.0, -1e3], [0.0, 0.0, -1e3]])
-    y = np.array([0, 0, 0, 1])
-    # Row 3 ties logits 0 and 1: argmax takes index 0, so it is counted wrong.
-    expected = (2 * math.log(4 / 3) + math.log(4.0) + math.log(2.0)) / 4
-    for bs in (1, 3, 1024):
-        loss, acc = nn.loss_and_accuracy("mlp", params, x, y, batch_size=bs)
-        assert loss == pytest.approx(expected, rel=1e-14)
-        assert acc == 0.5
+# --- against Keras (TensorFlow backend), in one subprocess ------------------------------------------
+
+def _keras_model_case(model: str):
+    """Float32 parameters, inputs and labels of the Keras comparison of ``model``."""
+    if model == "mlp":
+        rng = np.random.default_rng(5)
+        params = _mlp_params(rng, [784, 256, 128, 10])
+        x, y = rng.random((32, 784)), rng.integers(0, 10, size=32)
+    else:
+        rng = np.random.default_rng(6)
+        params = _cnn_params(rng, 1, [32, 64], 1600, [128, 10])
+        x, y = rng.random((8, 28, 28, 1)), rng.integers(0, 10, size=8)
+    return {k: v.astype(np.float32) for k, v in params.items()}, x.astype(np.float32), y
 
 
-def _tf():
-    tf = pytest.importorskip("tensorflow", reason="tensorflow cannot be imported; Keras parity not checked")
-    import keras
-
-    return tf, keras
-
-
-def _keras_loss_grads(tf, keras, model, names, params32, x32, y):
-    model.set_weights([params32[k] for k in names])
-    with tf.GradientTape() as tape:
-        logits = model(x32, training=True)
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
-    grads = tape.gradient(loss, model.trainable_variables)
-    return float(loss), {k: g.numpy() for k, g in zip(names, grads)}
-
-
-def _compare_with_keras(tf, keras, name, model, names, params, x, y):
-    params32 = {k: v.astype(np.float32) for k, v in params.items()}
-    x32 = x.astype(np.float32)
-    kloss, kgrads = _keras_loss_grads(tf, keras, model, names, params32, x32, y)
-    loss, grads = nn.loss_and_grads(name, {k: v.astype(np.float64) for k, v in params32.items()},
-                                    x32.astype(np.float64), y)
-    rel_loss = abs(loss - kloss) / abs(loss)
-    worst = max(np.abs(grads[k] - kgrads[k]).max() / np.abs(grads[k]).max() for k in names)
-    print(f"{name} vs keras: loss rel diff {rel_loss:.2e}, max grad diff / max|grad| {worst:.2e}")
-    assert rel_loss < 1e-5
-    for k in names:
-        np.testing.assert_allclose(grads[k], kgrads[k], rtol=0, atol=1e-4 * np.abs(grads[k]).max(), err_msg=k)
-
-
-def test_mlp_matches_keras():
-    tf, keras = _tf()
-    L = keras.layers
-    rng = np.random.default_rng(5)
-    params = _mlp_params(rng, [784, 256, 128, 10])
-    model = keras.Sequential([keras.Input((784,)), L.Dense(256, activation="relu"),
-                              L.Dense(128, activation="relu"), L.Dense(10)])
-    names = [f"dense_{i}/{w}" for i in range(3) for w in ("kernel", "bias")]
-    x = rng.random((32, 784))
-    y = rng.integers(0, 10, size=32)
-    _compare_with_keras(tf, keras, "mlp", model, names, params, x, y)
-
-
-def test_cnn_matches_keras():
-    tf, keras = _tf()
-    L = keras.layers
-    rng = np.random.default_rng(6)
-    params = _cnn_params(rng, 1, [32, 64], 1600, [128, 10])
-    model = keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(2),
-                              L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
-                              L.Dense(128, activation="relu"), L.Dense(10)])
-    names = [f"{layer}/{w}" for layer in ("conv_0", "conv_1", "dense_0", "dense_1") for w in ("kernel", "bias")]
-    x = rng.random((8, 28, 28, 1))
-    y = rng.integers(0, 10, size=8)
-    _compare_with_keras(tf, keras, "cnn", model, names, params, x, y)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_maxpool_tie_routing_matches_tf(dtype):
-    tf, _ = _tf()
+def _tie_case(dtype):
     rng = np.random.default_rng(8)
     # Few distinct values, so most 2x2 windows hold tied maxima; odd sizes crop.
     a = rng.integers(0, 2, size=(2, 7, 5, 3)).astype(dtype)
     dout = rng.normal(size=(2, 3, 2, 3)).astype(dtype)
-    at = tf.constant(a)
-    with tf.GradientTape() as tape:
-        tape.watch(at)
-        out = tf.nn.max_pool2d(at, 2, 2, "VALID")
-    expected = tape.gradient(out, at, output_gradients=tf.constant(dout)).numpy()
-    mine, cache = nn._maxpool(a)
-    np.testing.assert_array_equal(mine, out.numpy())
-    np.testing.assert_array_equal(nn._maxpool_backward(dout, cache), expected)
+    return a, dout
 
 
-def _trajectories(tf, keras, make_keras, make_numpy, init, grads, dtype):
-    kvars = [keras.Variable(v.astype(dtype)) for v in init.values()]
-    kopt, nopt = make_keras(), make_numpy()
-    params = {k: v.astype(dtype) for k, v in init.items()}
-    ktraj, ntraj = [], []
-    for g in grads:
-        kopt.apply([tf.constant(g[k].astype(dtype)) for k in init], kvars)
-        nopt.apply(params, {k: g[k].astype(dtype) for k in init})
-        ktraj.append(np.concatenate([v.numpy().ravel() for v in kvars]))
-        ntraj.append(np.concatenate([params[k].ravel() for k in init]))
-    return np.array(ktraj), np.array(ntraj)
+OPTIMIZERS = {"adam": (0.01, lambda: nn.Adam(learning_rate=0.01)), "sgd": (0.1, lambda: nn.SGD(0.1))}
+DTYPES = (np.float32, np.float64)
 
 
-@pytest.mark.parametrize("kind", ["adam", "sgd"])
-def test_optimizer_matches_keras(kind):
-    tf, keras = _tf()
+def _optimizer_case():
     rng = np.random.default_rng(7)
     # Away from zero so relative error is meaningful; gradients span scales so that
     # epsilon matters for some entries.
     init = {"w": rng.choice([-1, 1], (5, 7)) * rng.uniform(0.5, 1.5, (5, 7)), "b": rng.uniform(0.5, 1.5, 3)}
     grads = [{k: rng.normal(size=v.shape) * 10.0 ** rng.integers(-8, 1, v.shape) for k, v in init.items()}
              for _ in range(20)]
-    if kind == "adam":
-        make_k, make_n = (lambda: keras.optimizers.Adam(learning_rate=0.01)), (lambda: nn.Adam(learning_rate=0.01))
-    else:
-        make_k, make_n = (lambda: keras.optimizers.SGD(learning_rate=0.1)), (lambda: nn.SGD(0.1))
+    return init, grads
 
-    k32, n32 = _trajectories(tf, keras, make_k, make_n, init, grads, np.float32)
+
+@pytest.fixture(scope="module")
+def keras_answers():
+    """Everything the tests below ask of Keras, computed in one TensorFlow subprocess."""
+    calls = {}
+    for model in ("mlp", "cnn"):
+        params, x, y = _keras_model_case(model)
+        calls[f"loss-grads-{model}"] = dict(fn="keras_loss_grads", model=model, params=params, x=x, y=y)
+    for dtype in DTYPES:
+        a, dout = _tie_case(dtype)
+        calls[f"max-pool-{np.dtype(dtype).name}"] = dict(fn="max_pool_grad", a=a, dout=dout)
+    init, grads = _optimizer_case()
+    stacked = {k: np.stack([g[k] for g in grads]) for k in init}
+    for kind, (lr, _) in OPTIMIZERS.items():
+        for dtype in DTYPES:
+            calls[f"{kind}-{np.dtype(dtype).name}"] = dict(fn="optimizer_trajectory", kind=kind, learning_rate=lr,
+                                                           init=init, grads=stacked, dtype=np.dtype(dtype).name)
+    return framework_check("tf_checks", calls)
+
+
+@needs_tf
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_loss_and_gradients_match_keras(keras_answers, model):
+    params32, x32, y = _keras_model_case(model)
+    kloss, kgrads = keras_answers[f"loss-grads-{model}"]["loss"], keras_answers[f"loss-grads-{model}"]["grads"]
+    loss, grads = nn.loss_and_grads(model, {k: v.astype(np.float64) for k, v in params32.items()},
+                                    x32.astype(np.float64), y)
+    assert set(kgrads) == set(params32)
+    rel_loss = abs(loss - kloss) / abs(loss)
+    worst = max(np.abs(grads[k] - kgrads[k]).max() / np.abs(grads[k]).max() for k in params32)
+    print(f"{model} vs keras: loss rel diff {rel_loss:.2e}, max grad diff / max|grad| {worst:.2e}")
+    assert rel_loss < 1e-5
+    for k in params32:
+        np.testing.assert_allclose(grads[k], kgrads[k], rtol=0, atol=1e-4 * np.abs(grads[k]).max(), err_msg=k)
+
+
+@needs_tf
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_maxpool_tie_routing_matches_tf(keras_answers, dtype):
+    a, dout = _tie_case(dtype)
+    tf_ = keras_answers[f"max-pool-{np.dtype(dtype).name}"]
+    mine, cache = nn._maxpool(a)
+    np.testing.assert_array_equal(mine, tf_["out"])
+    np.testing.assert_array_equal(nn._maxpool_backward(dout, cache), tf_["grad"])
+
+
+def _numpy_trajectory(make, init, grads, dtype):
+    opt, params = make(), {k: v.astype(dtype) for k, v in init.items()}
+    traj = []
+    for g in grads:
+        opt.apply(params, {k: g[k].astype(dtype) for k in init})
+        traj.append(np.concatenate([params[k].ravel() for k in init]))
+    return np.array(traj)
+
+
+def _keras_trajectory(answer: dict, init) -> np.ndarray:
+    steps = len(answer[next(iter(init))])
+    return np.array([np.concatenate([answer[k][i].ravel() for k in init]) for i in range(steps)])
+
+
+@needs_tf
+@pytest.mark.parametrize("kind", list(OPTIMIZERS))
+def test_optimizer_matches_keras(keras_answers, kind):
+    init, grads = _optimizer_case()
+    make_n = OPTIMIZERS[kind][1]
+    k32, k64 = (_keras_trajectory(keras_answers[f"{kind}-{np.dtype(d).name}"], init) for d in DTYPES)
+    assert k32.dtype == np.float32 and k64.dtype == np.float64 and len(k32) == len(grads)
+    n32, n64 = (_numpy_trajectory(make_n, init, grads, d) for d in DTYPES)
     ulps = (np.abs(k32.astype(np.float64) - n32) / np.spacing(np.abs(k32))).max()
-    k64, n64 = _trajectories(tf, keras, make_k, make_n, init, grads, np.float64)
     rel64 = (np.abs(k64 - n64) / np.abs(k64)).max()
     rel_oracle = (np.abs(k32 - n64) / np.abs(n64)).max()
     print(f"{kind}: float32 max {ulps:.0f} ulps; float64 max rel {rel64:.1e}; "

@@ -1,21 +1,31 @@
-"""Parity: the keras engines (tf.keras fit and loop, Keras 3 on JAX and on PyTorch) against the NumPy
-reference, same weights, same batches.
+"""Parity: every engine and mode bridge registers (tf.keras fit and loop, Keras 3 on JAX and on PyTorch,
+PyTorch, JAX, Flux, Knet) against the NumPy reference, same weights, same batches.
 
 Per-step training loss, relative difference (bridge.parity.TOLERANCE): <= 1e-5 over the first 50 SGD
 steps, <= 1e-4 over the first 50 Adam steps (Iris MLP, Fashion-MNIST MLP) and over the first 10 steps
-of the CNN. On the CNN the reference's NNlib variant runs too: the TensorFlow family matches the exact
-variant (Keras' max-pool gradient), and not the NNlib one.
+of the Fashion-MNIST CNN. Each engine is compared with the reference variant that models its max-pool
+gradient rule (``parity.reference_mode``): the exact one for TensorFlow, PyTorch and XLA, NNlib's for
+Flux and Knet. On the CNN cases both variants run, and an engine must also be *outside* the tolerance of
+the other variant, so the comparison tells the rules apart.
+
+One ``runner.run`` per case runs the reference and every engine available here, each in its own worker
+process; an engine that cannot run here is skipped with what it needs. The pytest process imports no
+framework.
 """
-import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from bridge import parity, registry, runner
+from bridge.registry import EngineRun
+from bridge.results import Results
 from bridge.spec import Spec
 
-KERAS_RUNS = [("keras", "fit"), ("keras", "loop"), ("keras-jax", "fit"), ("keras-torch", "fit")]
+ENGINE_RUNS = [r for r in registry.resolve(()) if r.engine != parity.REFERENCE]
+UNAVAILABLE = {e: registry.unavailable_reason(e) for e in dict.fromkeys(r.engine for r in ENGINE_RUNS)}
+AVAILABLE = [e for e, reason in UNAVAILABLE.items() if not reason]
 
 FMNIST = dict(dataset="fashion-mnist", data_source="cache", test_size=256)
 CASES = {
@@ -26,19 +36,27 @@ CASES = {
     "fmnist-cnn-sgd": (dict(FMNIST, model="cnn", optimizer="sgd", learning_rate=0.05, batch_size=32, train_size=320, epochs=1), 10),
     "fmnist-cnn-adam": (dict(FMNIST, model="cnn", optimizer="adam", learning_rate=0.001, batch_size=32, train_size=320, epochs=1), 10),
 }
+NNLIB_VARIANT = f"{parity.REFERENCE}:{parity.REFERENCE_MODE['nnlib']}"
+
+
+@dataclass
+class Case:
+    name: str
+    spec: Spec
+    steps: int
+    results: Results
 
 
 @pytest.fixture(scope="module", params=list(CASES))
-def case(request, tmp_path_factory):
+def case(request, tmp_path_factory) -> Case:
+    """The case run once: the reference (on a CNN both its variants) and every engine available here."""
     values, steps = CASES[request.param]
     if values.get("dataset") == "fashion-mnist":
         values = dict(values, data_dir=str(request.getfixturevalue("fashion_mnist_dir")))
-    available = [e for e in dict.fromkeys(e for e, _ in KERAS_RUNS) if not registry.unavailable_reason(e)]
-    variants = ("reference:nnlib",) if values.get("model") == "cnn" else ()
-    spec = Spec(engines=("reference", *variants, *available), **values)
-    out = tmp_path_factory.mktemp(request.param)
-    res = runner.run(spec, out)
-    return request.param, spec, steps, res, out
+    variants = (NNLIB_VARIANT,) if values.get("model") == "cnn" else ()
+    spec = Spec(engines=(parity.REFERENCE, *variants, *AVAILABLE), **values)
+    res = runner.run(spec, tmp_path_factory.mktemp(request.param))
+    return Case(request.param, spec, steps, res)
 
 
 def step_losses(frame: pd.DataFrame, engine: str, mode: str) -> np.ndarray:
@@ -46,35 +64,55 @@ def step_losses(frame: pd.DataFrame, engine: str, mode: str) -> np.ndarray:
     return f.sort_values("step").value.to_numpy()
 
 
-@pytest.mark.parametrize("engine, mode", KERAS_RUNS, ids=[f"{e}-{m}" for e, m in KERAS_RUNS])
-def test_keras_engine_matches_the_reference_step_by_step(case, engine, mode):
-    reason = registry.unavailable_reason(engine)
-    if reason:
-        pytest.skip(reason)
-    name, spec, steps, res, _ = case
-    assert not res.failed, [o.message for o in res.outcomes]
-    ref = step_losses(res.frame, "reference", "float64")
-    assert len(ref) >= steps
-    got = step_losses(res.frame, engine, mode)
+def outcome(res: Results, run: EngineRun):
+    found = [o for o in res.outcomes if o.run == run]
+    assert found, f"{run.label} did not run: {[o.run.label for o in res.outcomes]}"
+    assert found[0].ok, found[0].message
+    return found[0]
+
+
+def available(engine: str):
+    """Skip marker: ``engine`` cannot run here (the reason names what is missing and how to install it)."""
+    return pytest.mark.skipif(bool(UNAVAILABLE[engine]), reason=UNAVAILABLE[engine] or "")
+
+
+@pytest.mark.parametrize("run", [pytest.param(r, id=f"{r.engine}-{r.mode}", marks=available(r.engine))
+                                 for r in ENGINE_RUNS])
+def test_engine_matches_the_reference_step_by_step(case, run):
+    spec, steps, frame = case.spec, case.steps, case.results.frame
+    outcome(case.results, run)
+    rule = parity.maxpool_gradient(registry.module(run.engine), spec.device)
+    mode = parity.reference_mode(rule, spec.model)
+    outcome(case.results, EngineRun(parity.REFERENCE, mode))
+    ref, got = step_losses(frame, parity.REFERENCE, mode), step_losses(frame, run.engine, run.mode)
+    assert len(ref) >= steps and len(got) == len(ref), (len(got), len(ref))
     rel = parity.rel_diff(got[:steps], ref[:steps])
-    print(f"{name} {engine}/{mode}: max relative step-loss difference {rel.max():.2e} over {steps} steps")
+    print(f"{case.name} {run.label} ({rule} max-pool gradient): max relative step-loss difference "
+          f"{rel.max():.2e} against reference/{mode} over {steps} steps")
     assert rel.max() <= parity.TOLERANCE[spec.optimizer], rel.max()
     # the comparison is not vacuous: training moved the loss
     assert abs(ref[steps - 1] - ref[0]) > 1e-3
     if spec.model == "cnn":
-        # ... and it tells the max-pool gradient rules apart: NNlib's is not what TensorFlow/XLA/PyTorch do
-        other = parity.rel_diff(got[:steps], step_losses(res.frame, "reference", "nnlib")[:steps]).max()
-        print(f"{name} {engine}/{mode}: against the NNlib variant {other:.2e}")
+        # ... and it tells the max-pool gradient rules apart: the other variant is out of reach
+        other_mode = next(m for m in (parity.REFERENCE_MODE["exact"], parity.REFERENCE_MODE["nnlib"]) if m != mode)
+        other = parity.rel_diff(got[:steps], step_losses(frame, parity.REFERENCE, other_mode)[:steps]).max()
+        print(f"{case.name} {run.label}: against reference/{other_mode} {other:.2e}")
         assert other > parity.TOLERANCE[spec.optimizer], other
 
 
-def test_every_engine_trained_on_byte_identical_batches(case):
-    _, _, _, res, out = case
-    checksums = pd.read_csv(out / "checksums.csv", dtype={"crc32c": str})
-    per_engine = {label: g.sort_values(["epoch", "step"]).crc32c.tolist()
-                  for label, g in checksums.groupby(["engine", "mode"])}
-    ran = {(o.run.engine, o.run.mode) for o in res.outcomes if o.ok}
-    assert set(per_engine) == ran and ("reference", "float64") in ran and len(ran) >= 2
-    first = next(iter(per_engine.values()))
-    assert all(v == first for v in per_engine.values()) and len(first) > 0
-    assert json.loads((out / "summary.json").read_text())["batches_identical"] is True
+@available("torch")
+def test_torch_reports_what_it_runs_with(case):
+    report = outcome(case.results, EngineRun("torch", "loop")).report
+    assert report["framework"] == "torch" and report["device"] == "cpu"
+    assert report["threads"] == runner.resolve_threads(case.spec) and isinstance(report["threads"], int)
+    assert report["tf32_matmul"] is False and report["tf32_cudnn"] is False
+    assert report["import_s"] > 0 and report["build_s"] > 0
+
+
+@available("jax")
+def test_jax_reports_what_it_runs_with(case):
+    report = outcome(case.results, EngineRun("jax", "jit")).report
+    assert report["framework"] == "jax" and report["device"] == "cpu" and report["platform"] == "cpu"
+    assert report["matmul_precision"] == "highest" and report["x64"] is False
+    assert isinstance(report["threads"], int) and report["threads"] >= 1
+    assert report["optax_version"] and report["jaxlib_version"]

@@ -1,0 +1,117 @@
+"""What test modules share: the repository root, skip markers that name what is missing, and
+:func:`framework_check`, which runs framework code in a subprocess of its own.
+
+The pytest process imports no framework (TensorFlow, PyTorch, JAX, Keras): PyPI's default PyTorch (the
+CUDA build, with Triton) and TensorFlow in one process segfault. Engines run in bridge's worker
+subprocesses (``bridge.runner.run``); the unit checks that need a framework run as
+``python -m tests.framework_checks.<framework>`` (one subprocess per framework and test module) and hand
+back NumPy arrays, on which the tests assert. ``conftest.py`` fails the session should a framework get
+into the pytest process anyway.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bridge import registry
+
+from .framework_checks import exchange
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FRAMEWORKS = ("tensorflow", "torch", "jax", "keras")
+"""Top-level modules the pytest process must not import (keras loads a backend: one of the others)."""
+
+
+def missing(*modules: str) -> list[str]:
+    """Those of ``modules`` that are not installed (found without importing them)."""
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def needs(*modules: str, install: str):
+    """Skip marker: the test needs ``modules``; the reason names the missing ones and ``install``."""
+    absent = missing(*modules)
+    return pytest.mark.skipif(bool(absent), reason=f"{', '.join(absent)} not installed ({install})")
+
+
+def needs_engine(engine: str):
+    """Skip marker: the test needs the Python modules engine ``engine`` needs (its ``REQUIRES``)."""
+    mod = registry.module(engine)
+    return needs(*mod.REQUIRES, install=mod.INSTALL)
+
+
+needs_tf = needs_engine("keras")  # tensorflow, keras
+needs_torch = needs_engine("torch")  # torch
+needs_jax = needs_engine("jax")  # jax, jaxlib, optax
+
+
+def framework_check(name: str, calls: dict, timeout: float = 600) -> dict:
+    """Run ``tests/framework_checks/<name>.py`` in a fresh Python on ``calls`` and return its answers.
+
+    ``calls`` maps a label to ``{"fn": function name, **arguments}``; arguments are arrays, numbers,
+    strings or dicts of them (a parameter dict). The answer maps each label to what that function
+    returned, as NumPy arrays (0-d for numbers). Nothing but NumPy arrays crosses back (``.npz`` without
+    pickle), so the framework stays in the subprocess.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"bridge-{name}-") as tmp:
+        request, answer = Path(tmp) / "request.npz", Path(tmp) / "answer.npz"
+        exchange.save(request, calls)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
+                   PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+        proc = subprocess.run([sys.executable, "-m", f"tests.framework_checks.{name}", str(request), str(answer)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise AssertionError(f"tests/framework_checks/{name}.py exited {proc.returncode}:\n"
+                                 f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        print(proc.stdout, end="")
+        return exchange.load(answer)
+
+
+# --- numbers shared by the engine unit tests (tests/test_pytorch.py, tests/test_jaxjit.py) ------------
+
+def random_weights(model: str, input_shape, classes: int, seed: int) -> dict:
+    """Glorot weights in the neutral layout for the fashion-mnist ``model`` on ``input_shape`` (plan
+    layout), with non-zero biases, so that their layout is checked too."""
+    from bridge.models import parameter_shapes
+    from bridge.weights import glorot_uniform
+
+    w = glorot_uniform(parameter_shapes(model, "fashion-mnist", input_shape, classes), seed)
+    r = np.random.default_rng(seed + 1)
+    return {k: (v + r.uniform(-0.1, 0.1, v.shape).astype(np.float32)) if k.endswith("/bias") else v
+            for k, v in w.items()}
+
+
+def ulp_close(got, want, *terms) -> bool:
+    """|got - want| within one float32 ulp of ``want`` plus one of each rounded intermediate."""
+    bound = np.spacing(np.abs(want).astype(np.float32))
+    for t in terms:
+        bound = bound + np.spacing(np.abs(t).astype(np.float32))
+    return bool(np.all(np.abs(np.asarray(got).astype(np.float64) - want) <= bound))
+
+
+def keras_adam_case(steps: int, epsilon: float, seed: int):
+    """``(w0, grads, keras)``: float32 weights, ``grads`` stacked per name (steps first), and the weights
+    after ``steps`` steps of numpy_nn's Keras Adam (lr 0.01)."""
+    from bridge.engines import numpy_nn
+
+    r = np.random.default_rng(seed)
+    shapes = {"k": (300, 7), "b": (7,), "c": (3, 3, 1, 32)}
+    w0 = {k: r.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    grads = [{k: (r.standard_normal(s) * 0.1).astype(np.float32) for k, s in shapes.items()} for _ in range(steps)]
+    keras = {k: v.copy() for k, v in w0.items()}
+    opt = numpy_nn.Adam(0.01, 0.9, 0.999, epsilon)
+    for g in grads:
+        opt.apply(keras, g)
+    return w0, {k: np.stack([g[k] for g in grads]) for k in shapes}, keras
+
+
+def displacement_error(got: dict, keras: dict, w0: dict) -> float:
+    """Largest difference from Keras' weights, relative to how far Keras moved them."""
+    return max(float(np.abs(np.asarray(got[k]) - keras[k]).max() / np.abs(keras[k] - w0[k]).max()) for k in keras)

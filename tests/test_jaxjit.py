@@ -1,0 +1,72 @@
+"""Unit checks of the jax engine (bridge.engines.jaxjit) against numpy_nn: its forward pass computes the
+reference's logits, optax's SGD step is Keras', and ``keras_adam`` (an optax transformation) is Keras'
+Adam, which ``optax.adam`` is not. JAX runs in a subprocess of its own on the CPU
+(tests/framework_checks/jax_checks.py), once for the module; the assertions are here. Parity through the
+runner: tests/test_parity.py."""
+import numpy as np
+import pytest
+
+from bridge.engines import numpy_nn
+
+from .support import displacement_error, framework_check, keras_adam_case, needs_jax, random_weights, ulp_close
+
+MODELS = {"cnn": (2, 14, 12), "mlp": (20,)}  # input shapes in plan layout
+EPSILONS = (1e-7, 0.1)
+LR = float(np.float32(0.1))  # Keras rounds lr through float32
+
+
+def _model_case(model: str):
+    """Keras-layout weights and float32 inputs in the engine's layout (NHWC or (N, F))."""
+    input_shape = MODELS[model]
+    weights = random_weights(model, input_shape, 5, 4)
+    x = np.random.default_rng(20).standard_normal((4, *input_shape)).astype(np.float32)
+    return weights, np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if model == "cnn" else x
+
+
+def _sgd_case():
+    r = np.random.default_rng(21)
+    return r.standard_normal(5000).astype(np.float32), r.standard_normal(5000).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def jax_answers():
+    """Everything the tests below ask of JAX, computed in one subprocess."""
+    calls = {}
+    for model in MODELS:
+        weights, x = _model_case(model)
+        calls[f"forward-{model}"] = dict(fn="forward", weights=weights, x=x)
+    w, g = _sgd_case()
+    calls["sgd"] = dict(fn="sgd_step", w=w, g=g, lr=LR)
+    for i, eps in enumerate(EPSILONS):
+        w0, grads, _ = keras_adam_case(6, eps, 2)
+        for optimizer in ("keras", "optax"):
+            calls[f"adam-{optimizer}-{i}"] = dict(fn="adam_run", optimizer=optimizer, w0=w0, grads=grads, lr=0.01,
+                                                  epsilon=eps)
+    return framework_check("jax_checks", calls)
+
+
+@needs_jax
+@pytest.mark.parametrize("model", list(MODELS))
+def test_jax_forward_computes_the_reference(jax_answers, model):
+    weights, x = _model_case(model)
+    want = numpy_nn.forward(model, {k: v.astype(np.float64) for k, v in weights.items()}, x)
+    np.testing.assert_allclose(jax_answers[f"forward-{model}"], want, rtol=1e-4, atol=1e-5)
+
+
+@needs_jax
+@pytest.mark.parametrize("epsilon", EPSILONS)
+def test_jax_keras_adam_is_keras_adam(jax_answers, epsilon):
+    i = EPSILONS.index(epsilon)
+    w0, _, keras = keras_adam_case(6, epsilon, 2)
+    # float32 rounding only: XLA contracts m + (g - m)*c into fused multiply-adds
+    assert displacement_error(jax_answers[f"adam-keras-{i}"], keras, w0) < 1e-4
+    if epsilon == 0.1:  # the test has teeth: optax's Adam (eps on the corrected moment) is far off
+        assert displacement_error(jax_answers[f"adam-optax-{i}"], keras, w0) > 0.5
+
+
+@needs_jax
+def test_jax_sgd_is_keras_sgd(jax_answers):
+    w, g = _sgd_case()
+    keras = {"w": w.copy()}
+    numpy_nn.SGD(0.1).apply(keras, {"w": g})
+    assert ulp_close(jax_answers["sgd"], keras["w"], g * np.float32(0.1))

@@ -1,0 +1,77 @@
+"""Unit checks of the torch engine (bridge.engines.pytorch) against numpy_nn: its model built from the
+weights ``layouts.to_torch`` converts computes the reference's logits, torch's SGD step is Keras', and
+``KerasAdam`` (a ``torch.optim`` optimizer) is Keras' Adam, which ``torch.optim.Adam`` is not. PyTorch
+runs in a subprocess of its own (tests/framework_checks/torch_checks.py), once for the module; the
+assertions are here. Parity through the runner: tests/test_parity.py."""
+import numpy as np
+import pytest
+
+from bridge import layouts
+from bridge.engines import numpy_nn
+from bridge.models import cnn_feature_shape
+
+from .support import displacement_error, framework_check, keras_adam_case, needs_torch, random_weights, ulp_close
+
+MODELS = {"cnn": (2, 14, 12), "mlp": (20,)}  # input shapes in plan layout
+EPSILONS = (1e-7, 0.1)
+LR = float(np.float32(0.1))  # Keras rounds lr through float32; torch then converts it exactly
+
+
+def _model_case(model: str):
+    input_shape = MODELS[model]
+    weights = random_weights(model, input_shape, 5, 3)
+    x = np.random.default_rng(10).standard_normal((4, *input_shape))  # plan layout: NCHW or (N, F)
+    return input_shape, weights, x
+
+
+def _sgd_case():
+    r = np.random.default_rng(11)
+    return r.standard_normal(5000).astype(np.float32), r.standard_normal(5000).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def torch_answers():
+    """Everything the tests below ask of PyTorch, computed in one subprocess."""
+    calls = {}
+    for model in MODELS:
+        input_shape, weights, x = _model_case(model)
+        feature = cnn_feature_shape(input_shape) if model == "cnn" else None
+        calls[f"forward-{model}"] = dict(fn="model_forward", model=model, input_shape=np.array(input_shape),
+                                         classes=5, weights=layouts.to_torch(weights, feature), x=x)
+    w, g = _sgd_case()
+    calls["sgd"] = dict(fn="sgd_step", w=w, g=g, lr=LR)
+    for i, eps in enumerate(EPSILONS):
+        w0, grads, _ = keras_adam_case(6, eps, 1)
+        for optimizer in ("keras", "torch"):
+            calls[f"adam-{optimizer}-{i}"] = dict(fn="adam_run", optimizer=optimizer, w0=w0, grads=grads, lr=0.01,
+                                                  epsilon=eps)
+    return framework_check("torch_checks", calls)
+
+
+@needs_torch
+@pytest.mark.parametrize("model", list(MODELS))
+def test_torch_model_from_the_converted_weights_computes_the_reference(torch_answers, model):
+    _, weights, x = _model_case(model)
+    params = {k: v.astype(np.float64) for k, v in weights.items()}
+    want = numpy_nn.forward(model, params, x.transpose(0, 2, 3, 1) if model == "cnn" else x)
+    np.testing.assert_allclose(torch_answers[f"forward-{model}"], want, rtol=1e-10, atol=1e-12)
+
+
+@needs_torch
+def test_torch_sgd_is_keras_sgd_up_to_a_fused_multiply_add(torch_answers):
+    w, g = _sgd_case()
+    keras = {"w": w.copy()}
+    numpy_nn.SGD(0.1).apply(keras, {"w": g})
+    # Keras rounds g*lr then w - g*lr; torch may fuse them (one rounding), so up to one ulp apart.
+    assert ulp_close(torch_answers["sgd"], keras["w"], g * np.float32(0.1))
+
+
+@needs_torch
+@pytest.mark.parametrize("epsilon", EPSILONS)
+def test_torch_keras_adam_is_keras_adam(torch_answers, epsilon):
+    i = EPSILONS.index(epsilon)
+    w0, _, keras = keras_adam_case(6, epsilon, 1)
+    # float32 rounding only: torch's vectorised CPU sqrt is within 1 ulp of the correctly rounded one
+    assert displacement_error(torch_answers[f"adam-keras-{i}"], keras, w0) < 1e-4
+    if epsilon == 0.1:  # the test has teeth: torch's own Adam (eps on the corrected moment) is far off
+        assert displacement_error(torch_answers[f"adam-torch-{i}"], keras, w0) > 0.5
