@@ -6,6 +6,7 @@ import os
 import time
 
 from . import kerasfit
+from .jaxjit import XLA_POOL_THREAD_NAME, xla_pool_threads
 
 FRAMEWORK = "keras/jax"
 MODES = ("fit",)
@@ -18,6 +19,7 @@ def prepare(job):
     os.environ["KERAS_BACKEND"] = "jax"
     # JAX picks its platform at import; a CPU run must not land on a GPU it happens to see
     os.environ["JAX_PLATFORMS"] = "cpu" if spec.device == "cpu" else "cuda"
+    os.environ["NPROC"] = str(job.threads)  # sizes XLA's CPU intra-op pool, as in the jax engine (jaxjit.py)
     t0 = time.perf_counter()
     import jax
     import keras
@@ -31,11 +33,13 @@ def prepare(job):
                            "--device cpu or install jax[cuda12]") from None
     jax.config.update("jax_default_matmul_precision", "highest")  # parity: no reduced-precision matmuls on GPU
     s = kerasfit.build(keras, job, "fit")
+    pool = xla_pool_threads() if spec.device == "cpu" else 0
     report = {
         "framework": "keras/jax", "framework_version": keras.__version__, "backend": "jax",
         "backend_version": jax.__version__, "device": device.device_kind if spec.device == "cuda" else "cpu",
-        # XLA's CPU client sizes its own thread pool from the cores it sees; there is no public setting
-        "threads": os.cpu_count() if spec.device == "cpu" else job.threads,
+        "threads": pool or job.threads,
+        "threads_source": (f"XLA CPU pool ({XLA_POOL_THREAD_NAME}) threads counted, sized by NPROC={job.threads}"
+                           if pool else f"requested (NPROC={job.threads})"),
         "matmul_precision": str(jax.config.jax_default_matmul_precision),
         "import_s": import_s, "build_s": time.perf_counter() - t1,
     }

@@ -78,3 +78,41 @@ def test_a_plan_too_large_for_the_disk_budget_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(batchplan, "MAX_BYTES", 1000)
     with pytest.raises(batchplan.PlanTooLarge, match="--epochs or --train_size"):
         batchplan.prepare(Spec(epochs=5), tmp_path)
+
+
+# --- the epoch shuffle follows the seed --------------------------------------------------------------
+
+def test_epoch_permutation_is_seeded_by_seed_and_epoch():
+    n = 200
+    for seed in (0, 1, 7):
+        for e in range(3):
+            order = batchplan.epoch_permutation(seed, e, n)
+            assert sorted(order) == list(range(n))  # a permutation
+            assert np.array_equal(order, batchplan.epoch_permutation(seed, e, n))  # same seed, same order
+    orders = {(seed, e): tuple(batchplan.epoch_permutation(seed, e, n)) for seed in (0, 1, 7) for e in range(3)}
+    assert len(set(orders.values())) == len(orders)  # every seed and every epoch its own order
+
+
+def _orders(p, data) -> list[np.ndarray]:
+    """The order of each epoch's plan rows in the training split (synthetic rows are all distinct)."""
+    index = {row.tobytes(): i for i, row in enumerate(data.x_train)}
+    return [np.array([index[row.tobytes()] for row in p.epoch(e)[0]]) for e in range(p.epochs)]
+
+
+def test_the_plan_s_shuffle_follows_the_spec_s_seed(tmp_path):
+    base = Spec(dataset="synthetic", synthetic_shape="5", synthetic_samples=40, batch_size=8, epochs=3)
+    seen = {}
+    for seed in (0, 5, 11):
+        spec = base.replace(seed=seed)
+        p, data = batchplan.prepare(spec, tmp_path / f"seed{seed}")
+        orders = _orders(p, data)
+        for e, order in enumerate(orders):
+            assert np.array_equal(order, batchplan.epoch_permutation(seed, e, 40)), (seed, e)
+            x, y = p.epoch(e)
+            assert np.array_equal(y, data.y_train[order])
+        assert len({tuple(o) for o in orders}) == 3  # each epoch reshuffled
+        again, _ = batchplan.prepare(spec, tmp_path / f"again{seed}")
+        assert again.meta["checksums"] == p.meta["checksums"]  # same seed, same plan
+        seen[seed] = [tuple(o) for o in orders]
+    for e in range(3):
+        assert len({seen[s][e] for s in seen}) == 3  # another seed, another order, in every epoch
