@@ -1,13 +1,18 @@
-"""The batch plan: every epoch's batches, materialised once, that every engine maps.
+"""The batch plan: every epoch's batches, fixed once, that every engine trains on.
 
-For epoch ``e`` a seeded permutation of the training split orders the examples; the permuted inputs
-and labels are written to ``x_train.eNNNN.npy`` / ``y_train.eNNNN.npy`` and opened memory-mapped by
-every engine. Batch ``b`` of an epoch is rows ``[b*B, (b+1)*B)``, a contiguous slice; the partial
+For epoch ``e`` a seeded permutation of the training split orders the examples. The plan stores the
+training split once (``x_train.npy`` / ``y_train.npy``) and, per epoch, only that permutation
+(``order.eNNNN.npy``, int32, 0-based): its disk cost is the data set plus ``epochs × n_train × 4``
+bytes. :meth:`BatchPlan.epoch` materialises an epoch — the split gathered in the permutation's order
+into fresh C-contiguous arrays — just before the worker hands it to the engine, outside every timed
+region and by the same code for every engine; engines receive exactly those arrays (Julia wraps them
+without a copy). Batch ``b`` of an epoch is rows ``[b*B, (b+1)*B)``, a contiguous slice; the partial
 last batch is kept, identically for every engine. No engine builds or shuffles its own batches.
 
 Inputs are C-contiguous float32, ``(N, F)`` or NCHW ``(N, C, H, W)`` (Julia reads them as ``F×N`` /
 WHCN without a copy); labels are int32, 0-based. ``plan.json`` records shapes and the CRC-32C of
-every batch (inputs bytes, then labels bytes), which engines recompute over what they trained on.
+every batch (inputs bytes, then labels bytes), computed when the plan is built; the worker recomputes
+them over the arrays it hands to the engine.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ from . import weights as weights_io
 from .datasets import Dataset
 from .models import cnn_feature_shape, parameter_shapes
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: per-epoch permutations instead of per-epoch copies of the split
+ORDER_DTYPE = np.int32
 MAX_BYTES = int(float(os.environ.get("BRIDGE_PLAN_MAX_GIB", "16")) * 2**30)
 
 
@@ -59,10 +65,15 @@ class BatchPlan:
     def steps_per_epoch(self) -> int:
         return self.meta["steps_per_epoch"]
 
+    def order(self, e: int) -> np.ndarray:
+        """Epoch ``e``'s permutation of the training split (0-based indices, training order)."""
+        return np.load(self.root / order_file(e))
+
     def epoch(self, e: int) -> tuple[np.ndarray, np.ndarray]:
-        """Epoch ``e`` (0-based): memory-mapped inputs and labels in training order."""
-        return (np.load(self.root / f"x_train.e{e:04d}.npy", mmap_mode="r"),
-                np.load(self.root / f"y_train.e{e:04d}.npy", mmap_mode="r"))
+        """Epoch ``e`` (0-based): inputs and labels in training order, materialised now as fresh
+        C-contiguous arrays (the memory-mapped split gathered by :meth:`order`). About one epoch of
+        memory; the caller drops it before asking for the next."""
+        return gather(*self.split("train"), self.order(e))
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The whole ``train`` or ``test`` split, unshuffled, memory-mapped (for evaluation)."""
@@ -85,6 +96,21 @@ class BatchPlan:
         return weights_io.load(self.root / "weights", list(self.meta["parameters"]))
 
 
+def order_file(e: int) -> str:
+    return f"order.e{e:04d}.npy"
+
+
+def gather(x: np.ndarray, y: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``order`` of ``x`` and ``y``, in that order, as new C-contiguous arrays: every epoch of
+    every engine (and every plan checksum) comes from here. Julia's ``epoch_data`` does the same."""
+    return np.take(np.asarray(x), order, axis=0), np.take(np.asarray(y), order, axis=0)  # ndarray, not memmap
+
+
+def plan_bytes(n_train: int, example_bytes: int, n_test: int, epochs: int) -> int:
+    """Bytes on disk of a plan's batches: the two splits once, one int32 permutation per epoch."""
+    return (n_train + n_test) * example_bytes + epochs * n_train * np.dtype(ORDER_DTYPE).itemsize
+
+
 def _save(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, np.ascontiguousarray(array))
@@ -97,25 +123,27 @@ def build(data: Dataset, spec, root: Path, initial: dict[str, np.ndarray]) -> Ba
     ``initial`` are the initial weights (neutral layout), stored beside the batches.
     """
     n = len(data.y_train)
-    per_epoch = data.x_train.nbytes + data.y_train.nbytes
-    total = per_epoch * spec.epochs
+    example = data.x_train[:1].nbytes + data.y_train[:1].nbytes
+    total = plan_bytes(n, example, len(data.y_test), spec.epochs)
     if total > MAX_BYTES:
         raise PlanTooLarge(
-            f"the batch plan would take {total / 2**30:.1f} GiB ({spec.epochs} epochs x "
-            f"{per_epoch / 2**20:.0f} MiB); lower --epochs or --train_size, or raise BRIDGE_PLAN_MAX_GIB")
+            f"the batch plan would take {total / 2**30:.1f} GiB (the data set once and {spec.epochs} epochs' "
+            f"permutations); lower --epochs or --train_size, or raise BRIDGE_PLAN_MAX_GIB")
+    if n >= 2**31:
+        raise PlanTooLarge(f"{n} training examples do not fit the plan's int32 permutations; lower --train_size")
     root.mkdir(parents=True, exist_ok=True)
-    checksums = []
-    steps = -(-n // spec.batch_size)
-    for e in range(spec.epochs):
-        order = epoch_permutation(spec.seed, e, n)
-        x, y = data.x_train[order], data.y_train[order]
-        _save(root / f"x_train.e{e:04d}.npy", x)
-        _save(root / f"y_train.e{e:04d}.npy", y)
-        checksums.append([batch_checksum(x[i:i + spec.batch_size], y[i:i + spec.batch_size])
-                          for i in range(0, n, spec.batch_size)])
     for split in ("train", "test"):
         _save(root / f"x_{split}.npy", getattr(data, f"x_{split}"))
         _save(root / f"y_{split}.npy", getattr(data, f"y_{split}"))
+    checksums = []
+    steps = -(-n // spec.batch_size)
+    for e in range(spec.epochs):
+        order = epoch_permutation(spec.seed, e, n).astype(ORDER_DTYPE)
+        _save(root / order_file(e), order)
+        x, y = gather(data.x_train, data.y_train, order)
+        checksums.append([batch_checksum(x[i:i + spec.batch_size], y[i:i + spec.batch_size])
+                          for i in range(0, n, spec.batch_size)])
+        del x, y
     weights_io.save(initial, root / "weights")
     meta = {
         "version": PLAN_VERSION,

@@ -1,9 +1,10 @@
 """Golden fixtures for the Julia packages' own tests: ``python -m bridge.golden [DIR]``.
 
 ``DIR/golden.toml`` lists the cases. Each case replays one of the saved batch plans in ``DIR/<plan>/``
-(the folder ``--save-plan`` writes: plan.toml, the batches, the initial weights in Julia layout) with
-an optimizer's settings, and ``DIR/expected/<case>.npy`` holds the per-step training losses the NumPy
-reference computes on it in float64. The sgd and adam cases of a model share one plan. ``Pkg.test``
+(the folder ``--save-plan`` writes: plan.toml, the splits, each epoch's permutation, the initial weights
+in Julia layout) with an optimizer's settings, and ``DIR/expected/<case>.npy`` holds the per-step training
+losses the NumPy reference computes on it in float64; ``DIR/expected/<plan>.x_train.eNNNN.npy`` (and
+``y_``) hold every epoch as Python gathers it, which Julia's ``epoch_data`` must reproduce exactly. The sgd and adam cases of a model share one plan. ``Pkg.test``
 of BridgeFlux and BridgeKnet replays every case and compares within the tolerance golden.toml carries
 (:data:`bridge.parity.TOLERANCE`), so Julia's own CI checks parity without Python.
 
@@ -39,6 +40,11 @@ CASES = {f"{plan}-{name}": (plan, settings)
 """case name -> (plan, the optimizer settings that replace the plan's)."""
 MAXPOOL_GRADIENT = "nnlib"
 """The max-pool gradient rule the expected losses follow: Flux's and Knet's on the CPU."""
+
+
+def gathered_file(plan: str, what: str, e: int) -> str:
+    """``expected/<plan>.<x|y>_train.eNNNN.npy``: epoch ``e`` of ``plan`` as Python gathers it."""
+    return f"{plan}.{what}_train.e{e:04d}.npy"
 
 
 def case_spec(name: str) -> Spec:
@@ -83,8 +89,14 @@ def write(root: Path) -> dict[str, np.ndarray]:
     out = {name: reference_losses(case_spec(name), root / CASES[name][0]) for name in CASES}
     for plan in PLANS:
         shutil.rmtree(root / plan / "weights")  # the Julia tests read julia/weights and plan.toml only
-        (root / plan / "plan.json").unlink()
     (root / "expected").mkdir(parents=True, exist_ok=True)
+    for plan in PLANS:  # Python's gather of every epoch, for Julia's epoch_data to be compared with
+        saved = batchplan.open_plan(root / plan)
+        for e in range(saved.epochs):
+            for what, array in zip(("x", "y"), saved.epoch(e)):
+                np.save(root / "expected" / gathered_file(plan, what, e), array)
+    for plan in PLANS:
+        (root / plan / "plan.json").unlink()
     for name, losses in out.items():
         np.save(root / "expected" / f"{name}.npy", losses)
     (root / "golden.toml").write_text(golden_toml())

@@ -178,6 +178,7 @@ def run(job) -> int:
             problems = checksum_problems(epoch, handed, plan.expected_checksums(epoch), result.checksums)
             if problems:
                 record.write("mismatch", epoch=epoch, message="; ".join(problems))
+            del x, y, result  # one materialised epoch at a time: dropped before the next is gathered
             diverged = divergence(epoch, losses, bad_examples, plan.steps_per_epoch)
             if diverged:
                 record.write("diverged", epoch=epoch, message=diverged)

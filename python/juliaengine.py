@@ -2,7 +2,7 @@
 
 The Julia packages (julia/BridgeFlux, julia/BridgeKnet) define ``prepare``, ``train_epoch`` and
 ``predict`` with the same meaning as the Python protocol; this module only hands them memory.
-Batches reach Julia without a copy: the address of the memory-mapped C-order epoch and its shape
+Batches reach Julia without a copy: the address of the worker's C-order epoch buffer and its shape
 reversed, which Julia wraps as a column-major Array (``wrap_inputs``): ``(N, F)`` is ``F×N``,
 NCHW is WHCN. Losses and logits come back as Julia arrays that NumPy views without a copy.
 """

@@ -203,8 +203,8 @@ def prepare(job):
 
 
 def _from_numpy(torch, a: np.ndarray):
-    """A tensor sharing ``a``'s memory. The plan's arrays are read-only memory maps, which torch
-    accepts with a warning; nothing here writes into inputs."""
+    """A tensor sharing ``a``'s memory. The plan's splits (what ``predict`` gets) are read-only memory
+    maps, which torch accepts with a warning; nothing here writes into inputs."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(a)

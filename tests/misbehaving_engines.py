@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from bridge import batchplan
 from bridge.batchplan import batch_checksum
 from bridge.engines import reference
 from bridge.protocol import EpochRun
@@ -19,7 +20,7 @@ REQUIRES = ("numpy",)
 INSTALL = "nothing to install"
 
 NAN_EPOCH, NAN_STEP = 1, 2  # where mode nan's first non-finite loss is
-CORRUPTED_EPOCH = 1         # the plan epoch file mode corrupt_plan damages
+CORRUPTED_EPOCH = 1         # the epoch whose order mode corrupt_plan damages
 MALFORMED = ("@bridge {not json", "@bridge 42", '@bridge {"kind": "epoch", "epoch": ')
 CHATTER_BYTES = 1 << 20     # far past a pipe's buffer (64 KiB on Linux)
 
@@ -33,12 +34,12 @@ class Session:
 def prepare(job):
     inner, report = reference.prepare(dataclasses.replace(job, mode="float64"))
     if job.mode == "corrupt_plan":
-        # one bit of the last input value, in a file every later engine maps too: what a disk, a copy
-        # or a concurrent writer could do to a plan between engines
-        path = job.plan.root / f"x_train.e{CORRUPTED_EPOCH:04d}.npy"
-        data = bytearray(path.read_bytes())
-        data[-4] ^= 1
-        path.write_bytes(bytes(data))
+        # two examples of the first batch swapped in one epoch's order, in a file every later engine
+        # reads too: what a disk, a copy or a concurrent writer could do to a plan between engines
+        path = job.plan.root / batchplan.order_file(CORRUPTED_EPOCH)
+        order = np.load(path)
+        order[[0, 1]] = order[[1, 0]]
+        np.save(path, order)
     return Session(job.mode, inner, job), report
 
 

@@ -78,10 +78,15 @@ def initial_weights(meta: dict) -> dict[str, np.ndarray]:
 
 
 def epoch_data(meta: dict, e: int) -> tuple[np.ndarray, np.ndarray]:
-    """plan.jl `epoch_data`: inputs in Julia layout, 0-based int32 labels of epoch `e` (0-based)."""
-    x = npzread(meta["dir"] / f"x_train.e{e:04d}.npy")
-    y = npzread(meta["dir"] / f"y_train.e{e:04d}.npy")
-    return julia_layout(x).astype(F32), y
+    """plan.jl `epoch_data`: inputs in Julia layout, 0-based int32 labels of epoch `e` (0-based).
+
+    ``gather_examples(split_data(p, "train")..., epoch_order(p, e))``: the split in Julia layout
+    (examples on the last axis), indexed ``x[:, ..., order]`` with the 1-based permutation
+    (``Int.(npzread("order.eNNNN.npy")) .+ 1``), labels ``y[order]``."""
+    x = julia_layout(npzread(meta["dir"] / "x_train.npy"))
+    y = npzread(meta["dir"] / "y_train.npy")
+    order = npzread(meta["dir"] / f"order.e{e:04d}.npy").astype(np.int64) + 1  # 1-based, as Julia indexes
+    return x[..., order - 1].astype(F32), y[order - 1]
 
 
 def batch_ranges(n: int, batch_size: int) -> list[slice]:

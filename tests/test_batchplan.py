@@ -1,4 +1,5 @@
-"""The batch plan: seeded, materialised once, partial last batch kept, Julia-readable without a copy."""
+"""The batch plan: seeded, the data set stored once with one permutation per epoch, each epoch materialised
+when it is needed, partial last batch kept, Julia-readable without a copy."""
 import json
 
 import numpy as np
@@ -30,14 +31,31 @@ def test_every_epoch_is_a_seeded_permutation_and_the_partial_batch_is_kept(plan)
     assert len(set(orders)) == 3  # reshuffled every epoch
 
 
-def test_files_are_memory_mapped_c_contiguous_nchw_float32(plan):
+def test_an_epoch_is_materialised_c_contiguous_nchw_float32(plan):
     p, _, _ = plan
     x, y = p.epoch(0)
-    assert isinstance(x, np.memmap) and x.dtype == np.float32 and y.dtype == np.int32
-    assert x.flags.c_contiguous and x.shape == (50, 2, 10, 12)
+    assert not isinstance(x, np.memmap) and x.dtype == np.float32 and y.dtype == np.int32
+    assert x.flags.c_contiguous and x.flags.writeable and x.shape == (50, 2, 10, 12)
     b = x[16:32]
     assert b.flags.c_contiguous  # a batch is one contiguous block: Julia maps it as WHCN
     assert b.T.shape == (12, 10, 2, 16) and b.T.flags.f_contiguous
+    again, _ = p.epoch(0)
+    assert not np.shares_memory(x, again) and np.array_equal(x, again)  # a new buffer, the same bytes
+
+
+def test_the_plan_stores_the_data_once_and_a_permutation_per_epoch(plan):
+    p, data, spec = plan
+    files = {f.name: f.stat().st_size for f in p.root.iterdir() if f.suffix == ".npy"}
+    assert set(files) == {"x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy",
+                          *(batchplan.order_file(e) for e in range(p.epochs))}
+    for e in range(p.epochs):
+        order = p.order(e)
+        assert order.dtype == np.int32 and np.array_equal(order, batchplan.epoch_permutation(spec.seed, e, 50))
+    data_bytes = sum(getattr(data, f"{a}_{s}").nbytes for a in "xy" for s in ("train", "test"))
+    assert batchplan.plan_bytes(50, data.x_train[:1].nbytes + data.y_train[:1].nbytes, len(data.y_test),
+                                p.epochs) == data_bytes + p.epochs * 50 * 4
+    headers = 128 * len(files)  # each .npy file's header
+    assert sum(files.values()) <= data_bytes + p.epochs * 50 * 4 + headers
 
 
 def test_recorded_checksums_match_the_files_and_the_plan_is_reproducible(plan, tmp_path):

@@ -114,7 +114,7 @@ def test_checksums_an_engine_reports_that_agree_are_ok(tmp_path):
     assert [line["engine_checksums"] for line in epochs] == [line["checksums"] for line in epochs]
 
 
-def test_a_corrupted_plan_epoch_file_is_a_mismatch(tmp_path):
+def test_a_corrupted_plan_epoch_order_is_a_mismatch(tmp_path):
     r = compare(tmp_path, "corrupt_plan")
     assert r.proc.returncode == 1
     assert_one_line(r, "mismatch", f"mismatch: batches differ from the plan in epoch "

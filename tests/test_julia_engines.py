@@ -79,8 +79,11 @@ def test_save_plan_writes_what_a_julia_user_needs(tmp_path):
         w = np.load(plan_dir / "julia" / "weights" / (name.replace("/", ".") + ".npy"))
         neutral = np.load(plan_dir / "weights" / (name.replace("/", ".") + ".npy"))
         assert w.shape == neutral.shape[::-1]  # Dense (in, out) -> (out, in) for Flux/Knet
-    x = np.load(plan_dir / "x_train.e0001.npy")
-    assert x.shape == (120, 4) and x.flags.c_contiguous
+    # the splits once and one permutation per epoch (what Julia's epoch_data gathers)
+    assert np.load(plan_dir / "x_train.npy").shape == (120, 4)
+    order = np.load(plan_dir / "order.e0001.npy")
+    assert order.dtype == np.int32 and sorted(order) == list(range(120))
+    assert not list(plan_dir.glob("x_train.e*.npy"))
 
 
 class StandInJulia:

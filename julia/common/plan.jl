@@ -9,8 +9,11 @@
 #   engine_report(session) -> Dict{String,Any}
 #
 # A plan folder (written by `python -m bridge.compare --save-plan DIR`) holds plan.toml (the
-# experiment), julia/weights/*.npy (initial weights already in Flux/Knet layout) and, per epoch e
-# (0-based), x_train.eNNNN.npy / y_train.eNNNN.npy: C-order NumPy arrays, inputs (N, F) or NCHW.
+# experiment), julia/weights/*.npy (initial weights already in Flux/Knet layout), the splits
+# x_train.npy / y_train.npy / x_test.npy / y_test.npy (C-order NumPy arrays, inputs (N, F) or NCHW)
+# and, per epoch e (0-based), order.eNNNN.npy: the 0-based Int32 permutation of the training split
+# that is the epoch's training order. An epoch is the training split gathered in that order
+# (Python's bridge.batchplan.gather; the golden fixtures hold Python's gather to compare with).
 
 "A saved batch plan: its folder and the contents of its plan.toml."
 struct Plan
@@ -28,12 +31,23 @@ with_meta(p::Plan, changes::AbstractDict) = Plan(p.dir, merge(p.meta, Dict{Strin
 julia_layout(a::AbstractArray) = permutedims(a, ndims(a):-1:1)
 julia_layout(a::AbstractVector) = a
 
-epoch_file(p::Plan, what::AbstractString, e::Integer) =
-    joinpath(p.dir, string(what, "_train.e", lpad(e, 4, '0'), ".npy"))
+order_file(p::Plan, e::Integer) = joinpath(p.dir, string("order.e", lpad(e, 4, '0'), ".npy"))
+
+"Epoch `e`'s permutation of the training split as 1-based indices (the file holds 0-based ones)."
+epoch_order(p::Plan, e::Integer) = Int.(npzread(order_file(p, e))) .+ 1
+
+"""
+    gather_examples(x, y, order)
+
+The examples `order` (1-based) of `x` (examples on the last axis) and `y`, in that order, as new
+dense Arrays: each example stays contiguous, so the result is the column-major reading of Python's
+C-order `np.take(x, order, axis=0)`.
+"""
+gather_examples(x::AbstractArray, y::AbstractVector, order::AbstractVector{<:Integer}) =
+    (x[ntuple(_ -> Colon(), ndims(x) - 1)..., order], y[order])
 
 "Inputs (Julia layout, Float32) and 0-based Int32 labels of epoch `e` (0-based), in training order."
-epoch_data(p::Plan, e::Integer) =
-    (julia_layout(npzread(epoch_file(p, "x", e))), npzread(epoch_file(p, "y", e)))
+epoch_data(p::Plan, e::Integer) = gather_examples(split_data(p, "train")..., epoch_order(p, e))
 
 "The whole `train` or `test` split, unshuffled."
 split_data(p::Plan, name::AbstractString) =
@@ -92,8 +106,9 @@ seconds per epoch, and the test-split accuracy after the last epoch.
 function replay(p::Plan; device::AbstractString="cpu")
     s = prepare(p; device=device)
     losses, seconds = Float32[], Float64[]
+    xs, ys = split_data(p, "train")
     for e in 0:p.meta["epochs"]-1
-        x, y = epoch_data(p, e)
+        x, y = gather_examples(xs, ys, epoch_order(p, e))  # = epoch_data(p, e), the split read once
         l, t = train_epoch(s, x, y)
         append!(losses, l)
         push!(seconds, t)

@@ -23,6 +23,18 @@ const CASES = TOML.parsefile(joinpath(GOLDEN, "golden.toml"))
         @test 0 <= r.test_accuracy <= 1
     end
 
+    # A plan stores the training split once and one permutation per epoch; epoch_data gathers the
+    # epoch, and must give exactly the bytes Python's gather gave every other engine.
+    @testset "epoch_data gathers plan $name as Python does" for name in sort(unique([c["plan"] for c in values(CASES["cases"])]))
+        plan = BridgeFlux.load_plan(joinpath(GOLDEN, name))
+        for e in 0:plan.meta["epochs"]-1
+            x, y = BridgeFlux.epoch_data(plan, e)
+            python(what) = npzread(joinpath(GOLDEN, "expected", "$name.$(what)_train.e$(lpad(e, 4, '0')).npy"))
+            @test x == BridgeFlux.julia_layout(python("x"))
+            @test y == python("y")
+        end
+    end
+
     # The golden losses follow NNlib's rule (golden.toml maxpool_gradient): if Flux ever routes the
     # max-pool gradient exactly, this fails first and says why the golden CNN cases moved.
     @testset "MaxPool's CPU gradient goes to the first element ≈ the maximum (NNlib)" begin
