@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import parity, registry
 from .progress import RunProgress, expected_runs
-from .spec import FIELDS, Spec, SpecError, from_mapping, load_toml
+from .spec import DATASET_DEFAULTS, FIELDS, Spec, SpecError, from_mapping, toml_values
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -55,6 +55,8 @@ def parser() -> argparse.ArgumentParser:
     for name, f in FIELDS.items():
         default = f.default if f.default is not MISSING else None
         shown = ",".join(default) if isinstance(default, tuple) else default
+        if default is None and name in DATASET_DEFAULTS["iris"]:
+            shown = ", ".join(f"{d[name]:g} for {dataset}" for dataset, d in DATASET_DEFAULTS.items())
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         spec_group.add_argument(*flags, dest=name, default=None, metavar=name.split("_")[-1].upper(),
                                 help=f"{f.metadata.get('help', '')} (default: {shown if shown != '' else 'none'})")
@@ -62,9 +64,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def spec_from_args(args: argparse.Namespace) -> Spec:
-    base = load_toml(args.config) if args.config else Spec()
+    """Config file, then the command line over it; what neither sets takes the defaults of the data set
+    the two name together (so ``--dataset`` on the command line also brings its defaults)."""
+    config = {}
+    if args.config:
+        config = toml_values(args.config)
+        from_mapping(config, origin=args.config)  # a bad value is named as the file's
     given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
-    return from_mapping(given, base, origin="the command line")
+    return from_mapping({**config, **given}, origin="the command line")
 
 
 def _check_out(out: Path) -> None:

@@ -2,12 +2,39 @@
 import pytest
 
 from bridge.compare import parser, spec_from_args
-from bridge.spec import Spec, SpecError, from_mapping, load_toml
+from bridge.spec import DATASET_DEFAULTS, Spec, SpecError, from_mapping, load_toml
 
 
 def test_defaults_are_valid_and_describe_the_original_iris_comparison():
     s = Spec()
     assert (s.dataset, s.model, s.optimizer, s.epochs) == ("iris", "mlp", "adam", 100)
+
+
+def test_learning_rate_batch_size_epochs_and_timeout_default_by_data_set():
+    assert DATASET_DEFAULTS["iris"] == dict(learning_rate=0.01, batch_size=16, epochs=100, timeout=1800.0)
+    for dataset, expected in DATASET_DEFAULTS.items():
+        s = Spec(dataset=dataset, model="mlp")
+        assert {name: getattr(s, name) for name in expected} == expected, dataset
+    fm = DATASET_DEFAULTS["fashion-mnist"]
+    assert (fm["learning_rate"], fm["batch_size"]) != (0.01, 16)  # not the Iris settings
+    assert Spec(dataset="fashion-mnist", epochs=2).epochs == 2  # a value given wins
+    assert "epochs = 5\n" in Spec(dataset="fashion-mnist").to_toml()  # the saved spec holds the value in force
+
+
+@pytest.mark.parametrize("config, argv, expected", [
+    ('dataset = "fashion-mnist"\n', [], DATASET_DEFAULTS["fashion-mnist"]),
+    ("", ["--dataset", "fashion-mnist"], DATASET_DEFAULTS["fashion-mnist"]),
+    # the data set named on the command line brings its own defaults, not the config's data set's
+    ('dataset = "fashion-mnist"\n', ["--dataset", "iris"], DATASET_DEFAULTS["iris"]),
+    # a value from the config file or the command line wins over the data set's default
+    ('dataset = "fashion-mnist"\nepochs = 2\n', ["--learning_rate", "0.05"],
+     dict(DATASET_DEFAULTS["fashion-mnist"], epochs=2, learning_rate=0.05)),
+])
+def test_data_set_defaults_through_config_and_command_line(tmp_path, config, argv, expected):
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(config)
+    s = spec_from_args(parser().parse_args(["--config", str(cfg), *argv]))
+    assert {name: getattr(s, name) for name in expected} == expected
 
 
 def test_toml_file_then_cli_override(tmp_path):
