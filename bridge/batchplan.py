@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
@@ -76,9 +77,15 @@ class BatchPlan:
         return gather(*self.split("train"), self.order(e))
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """The whole ``train`` or ``test`` split, unshuffled, memory-mapped (for evaluation)."""
-        return (np.load(self.root / f"x_{name}.npy", mmap_mode="r"),
-                np.load(self.root / f"y_{name}.npy", mmap_mode="r"))
+        """The whole ``train`` or ``test`` split, unshuffled, memory-mapped (for evaluation, and what
+        every epoch is gathered from). One mapping per plan object: evaluation and the epochs share
+        its pages instead of mapping the file again for each epoch."""
+        return self._splits[name]
+
+    @cached_property
+    def _splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {name: (np.load(self.root / f"x_{name}.npy", mmap_mode="r"),
+                       np.load(self.root / f"y_{name}.npy", mmap_mode="r")) for name in ("train", "test")}
 
     def batch_slices(self) -> list[slice]:
         n, b = self.meta["n_train"], self.batch_size

@@ -14,6 +14,7 @@ from bridge import golden, julia, parity
 from bridge.engines.juliaengine import JuliaEngine
 from bridge.spec import Spec
 
+from . import nnlib_sim
 from .conftest import ROOT, needs_tf
 from .julia_static import tomllib  # tomli on Python 3.10
 
@@ -49,10 +50,24 @@ def test_golden_fixtures_are_what_the_reference_computes(tmp_path):
     for name in golden.CASES:
         assert np.allclose(np.load(committed / "expected" / f"{name}.npy"), fresh[name], rtol=1e-10, atol=0)
     for f in sorted(tmp_path.rglob("*")):
-        if f.is_file() and not f.is_relative_to(tmp_path / "expected"):
+        if f.is_file() and (f.parent.name != "expected" or "_train.e" in f.name):  # gathered epochs too
             assert f.read_bytes() == (committed / f.relative_to(tmp_path)).read_bytes(), f
     assert sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file()) == sorted(
         p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("plan", sorted(golden.PLANS))
+def test_julia_s_gather_of_every_golden_epoch_is_python_s(plan):
+    """plan.jl's `epoch_data` (split in Julia layout indexed by the 1-based permutation), as simulated in
+    tests/nnlib_sim.py, against the epochs Python gathered into the fixtures for Pkg.test."""
+    meta = {"dir": ROOT / "julia" / "golden" / plan}
+    epochs = tomllib.loads((meta["dir"] / "plan.toml").read_text())["epochs"]
+    for e in range(epochs):
+        x, y = nnlib_sim.epoch_data(meta, e)
+        expected = ROOT / "julia" / "golden" / "expected"
+        px = np.load(expected / golden.gathered_file(plan, "x", e))
+        assert x.shape == px.shape[::-1] and np.array_equal(x, px.T)  # Julia layout: the axes reversed
+        assert np.array_equal(y, np.load(expected / golden.gathered_file(plan, "y", e)))
 
 
 def test_golden_cases_share_one_plan_per_model_and_carry_the_parity_tolerance():
