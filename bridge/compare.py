@@ -159,7 +159,7 @@ def _main(argv: list[str]) -> int:
         print(f"bridge: {spec.dataset} {spec.model}, {spec.optimizer} lr={spec.learning_rate:g}, batch "
               f"{spec.batch_size}, {spec.epochs} epochs, {spec.repeats} repeat(s), device {spec.device}, "
               f"threads {runner.resolve_threads(spec)} -> {out}", flush=True)
-    previous = resume.Previous() if args.fresh else resume.finished(spec, out)
+    previous = resume.Previous() if args.fresh else resume.finished(spec, out, runner.resolve_threads(spec))
     if not args.quiet and (line := previous.describe(out)):
         print(line, flush=True)
     progress = RunProgress(spec.epochs, spec.repeats,

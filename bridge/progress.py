@@ -96,7 +96,7 @@ class RunProgress:
             self._progress.stop_task(task)
 
     def on_outcome(self, outcome) -> None:
-        """A finished engine run (:class:`bridge.runner.Outcome`)."""
+        """A finished engine run (:class:`bridge.records.Outcome`)."""
         if outcome.failed:
             self.printed.add(outcome.message)
             print(f"  {outcome.message}", file=sys.stderr, flush=True)

@@ -3,7 +3,7 @@
 Rerunning the same command into the same folder reuses every engine run that finished there (status
 ``ok``) with the same spec hash, the same thread count and the same engine versions, and runs only the
 rest. What a finished run left is read back from its worker's JSON-lines record, through the code path
-that reads every record (:func:`bridge.runner.outcome_from_record`).
+that reads every record (:func:`bridge.records.outcome_from_record`).
 
 A run is reusable only when the parent stamped it: after a worker ends with status ``ok``, the parent
 writes ``workers/<run>.stamp.json`` (spec hash, threads, the engine's installed versions when it started,
@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import registry, runner
+from . import records, registry
 from .spec import SpecError, from_mapping, load_toml
 
 LATEST = "latest"
@@ -115,7 +115,7 @@ def _version_change(engine: str, then: dict | None, report: dict) -> str | None:
 # --- stamps ---------------------------------------------------------------------------------------------
 
 def stamp_path(work: Path, engine: str, mode: str, repeat: int) -> Path:
-    return Path(work) / f"{runner.worker_stem(engine, mode, repeat)}.stamp.json"
+    return Path(work) / f"{records.worker_stem(engine, mode, repeat)}.stamp.json"
 
 
 def stamp(path: Path, spec, threads: int, versions: dict | None, wall_s: float) -> None:
@@ -156,24 +156,24 @@ def _name(label: str, repeat: int, repeats: int) -> str:
     return f"{label} repeat {repeat + 1}" if repeats > 1 else label
 
 
-def finished(spec, out: Path) -> Previous:
+def finished(spec, out: Path, threads: int) -> Previous:
     """The engine runs of ``spec`` that finished in ``out`` and may be reused (see the module's doc)."""
     work = Path(out) / "workers"
     previous = Previous(repeats=spec.repeats)
     if not work.is_dir():
         return previous
-    spec_hash, threads = spec.hash(), runner.resolve_threads(spec)
+    spec_hash = spec.hash()
     runs = [r for r in registry.runs(spec) if not registry.unavailable_reason(r.engine)]
     for repeat in range(spec.repeats):
         for r in runs:
             stamp_ = _read_json(stamp_path(work, r.engine, r.mode, repeat))
             if not isinstance(stamp_, dict) or stamp_.get("spec_hash") != spec_hash:
                 continue
-            stem = runner.worker_stem(r.engine, r.mode, repeat)
-            lines = runner._read_record(work / f"{stem}.jsonl")
+            stem = records.worker_stem(r.engine, r.mode, repeat)
+            lines = records.read_record(work / f"{stem}.jsonl")
             if not any(line.get("kind") == "done" for line in lines):
                 continue  # the record was started over after the stamp was written
-            outcome = runner.outcome_from_record(r, repeat, lines, wall_s=float(stamp_.get("wall_s", 0.0)),
+            outcome = records.outcome_from_record(r, repeat, lines, wall_s=float(stamp_.get("wall_s", 0.0)),
                                                  log=str(work / f"{stem}.log"))
             if stamp_.get("threads") != threads:
                 why = f"it ran with {stamp_.get('threads')} threads, this run has {threads}"

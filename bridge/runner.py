@@ -15,59 +15,15 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 from . import batchplan, registry
 from .protocol import Job
+from .records import Outcome, outcome_from_record, read_record, worker_stem
 from .registry import EngineRun
 from .spec import Spec
 from .worker import EVENT_PREFIX, worker_environment
-
-
-# A failure makes bridge.compare exit 1. A divergence does not: the experiment ran as specified and its
-# losses stopped being finite, which is a result about the engine, not a fault of the tool.
-FAILURES = ("mismatch", "error", "crashed", "timeout", "unavailable", "interrupted")
-STATUSES = ("ok", "diverged", *FAILURES, "skipped")
-
-
-@dataclass
-class Outcome:
-    """What one engine run left. Status (``STATUSES``):
-
-    ``ok``           every epoch trained and passed the worker's checks
-    ``diverged``     a loss or a logit was not finite; the epochs up to and including that one are kept
-    ``mismatch``     batches disagreed with the plan (or with the engine's own checksums); the epochs are
-                     kept in results.csv but kept out of the summary's comparisons
-    ``error``        the engine raised, or returned what the protocol does not allow
-    ``crashed``      the worker exited without a record of its end
-    ``timeout``      the worker passed ``spec.timeout`` and was killed
-    ``interrupted``  a signal (Ctrl-C, SIGTERM) stopped the run while this worker ran (see :class:`Interrupted`)
-    ``unavailable``  named but cannot run here
-    ``skipped``      not named, and cannot run here
-    """
-    run: EngineRun
-    repeat: int
-    status: str
-    message: str = ""
-    report: dict = field(default_factory=dict)
-    epochs: list[dict] = field(default_factory=list)
-    wall_s: float = 0.0
-    log: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def failed(self) -> bool:
-        return self.status in FAILURES
-
-    @property
-    def flagged(self) -> bool:
-        """A failure or a divergence: ends the run with a line for the user even under ``--quiet``."""
-        return self.failed or self.status == "diverged"
 
 
 def cuda_visible() -> bool:
@@ -97,41 +53,12 @@ def resolve_threads(spec: Spec) -> int:
     return spec.threads or os.cpu_count() or 1
 
 
-def _read_record(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    lines = []
-    for text in path.read_text().splitlines():
-        try:
-            lines.append(json.loads(text))
-        except json.JSONDecodeError:  # a line cut short by a hard exit
-            break
-    return lines
-
-
 def _last_error_line(log: Path) -> str:
     try:
         lines = [s.strip() for s in log.read_text(errors="replace").splitlines() if s.strip()]
     except OSError:
         return ""
     return lines[-1][:300] if lines else ""
-
-
-def worker_stem(engine: str, mode: str, repeat: int) -> str:
-    """How every file of one engine run in ``workers/`` is named (``<stem>.jsonl``, ``.log``, ``.job.json``)."""
-    return f"{engine.replace('.', '_')}-{mode}-r{repeat}"
-
-
-def outcome_from_record(run: EngineRun, repeat: int, lines: list[dict], **fields) -> Outcome:
-    """An ``ok`` Outcome holding what a worker's record says (its report and epochs); the caller decides
-    the status: :func:`run_engine` from how the worker ended, :mod:`bridge.resume` from its stamp."""
-    out = Outcome(run, repeat, "ok", **fields)
-    for line in lines:
-        if line["kind"] == "prepared":
-            out.report = line["report"]
-        elif line["kind"] == "epoch":
-            out.epochs.append(line)
-    return out
 
 
 # --- stopping on a signal ----------------------------------------------------------------------------------
@@ -285,7 +212,7 @@ def run_engine(job: Job, work: Path, timeout: float, on_event: Callable[[dict], 
             proc.wait()
         reader.join(timeout=5)
     wall = time.monotonic() - start
-    lines = _read_record(record_path)
+    lines = read_record(record_path)
     out = outcome_from_record(run, job.repeat, lines, wall_s=wall, log=str(log_path))
     error = next((line for line in lines if line["kind"] == "error"), None)
     finished = any(line["kind"] == "done" for line in lines)

@@ -1,0 +1,85 @@
+"""What an engine run leaves: its status (:class:`Outcome`), the names of its files in ``workers/`` and
+the reading of its worker's record. :mod:`bridge.runner` writes them, :mod:`bridge.resume` reads them
+back; neither needs the other for it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .registry import EngineRun
+
+
+# A failure makes bridge.compare exit 1. A divergence does not: the experiment ran as specified and its
+# losses stopped being finite, which is a result about the engine, not a fault of the tool.
+FAILURES = ("mismatch", "error", "crashed", "timeout", "unavailable", "interrupted")
+STATUSES = ("ok", "diverged", *FAILURES, "skipped")
+
+
+@dataclass
+class Outcome:
+    """What one engine run left. Status (``STATUSES``):
+
+    ``ok``           every epoch trained and passed the worker's checks
+    ``diverged``     a loss or a logit was not finite; the epochs up to and including that one are kept
+    ``mismatch``     batches disagreed with the plan (or with the engine's own checksums); the epochs are
+                     kept in results.csv but kept out of the summary's comparisons
+    ``error``        the engine raised, or returned what the protocol does not allow
+    ``crashed``      the worker exited without a record of its end
+    ``timeout``      the worker passed ``spec.timeout`` and was killed
+    ``interrupted``  a signal (Ctrl-C, SIGTERM) stopped the run while this worker ran (see :class:`bridge.runner.Interrupted`)
+    ``unavailable``  named but cannot run here
+    ``skipped``      not named, and cannot run here
+    """
+    run: EngineRun
+    repeat: int
+    status: str
+    message: str = ""
+    report: dict = field(default_factory=dict)
+    epochs: list[dict] = field(default_factory=list)
+    wall_s: float = 0.0
+    log: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILURES
+
+    @property
+    def flagged(self) -> bool:
+        """A failure or a divergence: ends the run with a line for the user even under ``--quiet``."""
+        return self.failed or self.status == "diverged"
+
+
+def worker_stem(engine: str, mode: str, repeat: int) -> str:
+    """How every file of one engine run in ``workers/`` is named (``<stem>.jsonl``, ``.log``, ``.job.json``)."""
+    return f"{engine.replace('.', '_')}-{mode}-r{repeat}"
+
+
+def outcome_from_record(run: EngineRun, repeat: int, lines: list[dict], **fields) -> Outcome:
+    """An ``ok`` Outcome holding what a worker's record says (its report and epochs); the caller decides
+    the status: :func:`run_engine` from how the worker ended, :mod:`bridge.resume` from its stamp."""
+    out = Outcome(run, repeat, "ok", **fields)
+    for line in lines:
+        if line["kind"] == "prepared":
+            out.report = line["report"]
+        elif line["kind"] == "epoch":
+            out.epochs.append(line)
+    return out
+
+
+def read_record(path: Path) -> list[dict]:
+    """The JSON lines of a worker's record, up to the first one cut short (a hard exit mid-write)."""
+    if not path.exists():
+        return []
+    lines = []
+    for text in path.read_text().splitlines():
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:  # a line cut short by a hard exit
+            break
+    return lines
