@@ -28,6 +28,11 @@ MAXPOOL_GRADIENT = {
 }
 """Max-pool gradient rules by name, with what each does."""
 
+PARITY_STEPS = {"mlp": 50, "cnn": 10}
+"""How many of a run's first steps its parity is measured over, by model. A CNN's float32 round-off is
+amplified faster (ReLU and max-pool switch on near-ties), so its window is shorter; the test suite and
+every run's summary use these same windows."""
+
 REFERENCE = "reference"
 REFERENCE_MODE = {"exact": "float64", "nnlib": "nnlib", "cudnn": "float64"}
 """The reference mode that models each rule."""
@@ -98,3 +103,60 @@ def describe(semantics_: dict) -> str:
         text += (f" (each compared with the reference variant of its rule; the variants differ by up to "
                  f"{size['max_rel_diff']:.1e} over {size['steps']} steps)")
     return text
+
+
+NO_STEPS = "no step finished"
+
+
+def engine_parity(frame, model: str, optimizer: str, rules: dict) -> dict:
+    """Every engine run's parity, as summary.json records it: ``label -> {compared_with, steps,
+    max_rel_diff, tolerance, pass}`` where ``max_rel_diff`` is the largest relative per-step loss
+    difference from the reference variant of its rule (``compared_with``) over the first
+    ``PARITY_STEPS[model]`` steps, worst over repeats, and ``pass`` whether it is within
+    ``TOLERANCE[optimizer]``. A reference run is the oracle (``{"reference": True}``); without the
+    reference variant in the run, or without a step, ``{"checked": False, "reason": ...}``.
+    ``rules``: ``(engine, mode)`` -> max-pool gradient rule."""
+    steps = frame[frame.metric == "step_loss"]
+    series = {key: g.sort_values("step").value.to_numpy()
+              for key, g in steps.groupby(["engine", "mode", "repeat"])}
+    window, tolerance = PARITY_STEPS[model], TOLERANCE[optimizer]
+    out = {}
+    for (engine, mode), rule in rules.items():
+        label = f"{engine}/{mode}"
+        if engine == REFERENCE:
+            out[label] = {"reference": True}
+            continue
+        against = compared_with(engine, mode, rule, model)
+        ref = series.get((*against.split("/", 1), 0))
+        mine = [v for (e, m, _), v in series.items() if (e, m) == (engine, mode) and len(v)]
+        if ref is None or not len(ref):
+            out[label] = {"checked": False, "compared_with": against, "reason": f"{against} did not run"}
+            continue
+        if not mine:
+            out[label] = {"checked": False, "compared_with": against, "reason": NO_STEPS}
+            continue
+        n = min(window, len(ref), *(len(v) for v in mine))
+        diffs = [rel_diff(v[:n], ref[:n]) for v in mine]
+        worst = max(float(np.max(d)) if np.all(np.isfinite(d)) else float("inf") for d in diffs)
+        out[label] = {"compared_with": against, "steps": n, "max_rel_diff": worst, "tolerance": tolerance,
+                      "pass": bool(worst <= tolerance)}
+    return out
+
+
+def parity_cell(entry: dict | None) -> str:
+    """An engine's parity as the summary table shows it: ``2.1e-07 ok``, ``1.0e-03 FAIL``, ``reference``,
+    ``not checked`` (no reference to compare with) or ``-`` (no step to compare)."""
+    if entry and entry.get("reason") == NO_STEPS:
+        return "-"
+    if not entry or entry.get("checked") is False:
+        return "not checked"
+    if entry.get("reference"):
+        return "reference"
+    return f"{entry['max_rel_diff']:.1e} {'ok' if entry['pass'] else 'FAIL'}"
+
+
+def parity_failure(entry: dict) -> str:
+    """Why a run fails parity, in words: what it was compared with, how far off, the tolerance."""
+    return (f"its step losses differ from {entry['compared_with']} by up to {entry['max_rel_diff']:.1e} "
+            f"(relative) over the first {entry['steps']} steps, tolerance {entry['tolerance']:g}; its times "
+            "are not comparable with the other engines'")

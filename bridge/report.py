@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import figures
+from . import figures, parity
 
 EXIT_USAGE = 2
 REQUIRED = ("results.csv", "summary.json")
@@ -82,15 +82,40 @@ def _pairs(mapping: dict) -> str:
 
 
 SUMMARY_COLUMNS = [("engine", "engine", str), ("framework", "framework", str), ("status", "status", str),
-                   ("runs", "runs", str), ("first_epoch_s", "first epoch", format_seconds),
+                   ("runs", "runs", str), ("parity", "parity", str), ("first_epoch_s", "first epoch", format_seconds),
                    ("steady_epoch_s", "steady epoch", format_seconds), ("train_loss", "train loss", format_number),
                    ("test_loss", "test loss", format_number), ("test_accuracy", "test accuracy", format_number)]
 
 
+TIME_COLUMNS = ("first_epoch_s", "steady_epoch_s")
+NOT_COMPARABLE = "not comparable"
+
+
 def summary_rows(doc: dict) -> list[list[str]]:
-    """The summary table's cells, formatted as in the report."""
-    return [[fmt(rec.get(key)) if rec.get(key) is not None else "-" for key, _, fmt in SUMMARY_COLUMNS]
-            for rec in doc.get("summary", [])]
+    """The summary table's cells, formatted as in the report; an engine that fails parity has its times
+    shown as "not comparable" (the reason is under the table)."""
+    def cell(rec, key, fmt):
+        if key in TIME_COLUMNS and rec.get("parity_pass") is False:
+            return NOT_COMPARABLE
+        return fmt(rec.get(key)) if rec.get(key) is not None else "-"
+    return [[cell(rec, key, fmt) for key, _, fmt in SUMMARY_COLUMNS] for rec in doc.get("summary", [])]
+
+
+def _parity(doc: dict) -> list[str]:
+    """What the parity column means in this run, and why any engine's times are not comparable."""
+    p = doc.get("parity") or {}
+    runs = p.get("runs", {})
+    e = html.escape
+    if not any("pass" in r for r in runs.values()):
+        return ["<p id='parity'>Parity not checked: no reference run to compare with (add "
+                "<code>reference</code> to <code>--engines</code>).</p>"]
+    text = (f"<p id='parity'>Parity: the largest relative difference of each engine's per-step training loss "
+            f"from the reference variant that models it, over the first {e(str(p.get('steps')))} steps; "
+            f"within {e(str(p.get('tolerance')))} is ok. Speed is compared only between engines that pass.</p>")
+    failed = [f"<li>{e(label)}: {e(parity.parity_failure(r))}</li>" for label, r in runs.items()
+              if r.get("pass") is False]
+    return [text] + ([f"<div class='warnings' id='parity-failures'><ul>{''.join(failed)}</ul></div>"]
+                     if failed else [])
 
 
 CSS = """
@@ -102,7 +127,7 @@ table { border-collapse: collapse; margin: .6em 0; font-size: .92em; }
 th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; vertical-align: top; }
 th { background: #f1f3f5; } tbody tr:nth-child(even) { background: #fafafa; }
 table.summary td { text-align: right; font-variant-numeric: tabular-nums; }
-table.summary td:nth-child(-n+4) { text-align: left; }
+table.summary td:nth-child(-n+5) { text-align: left; }
 .scroll { overflow-x: auto; }
 .warnings { background: #fff4e5; border: 1px solid #f0a640; border-radius: 6px; padding: .6em 1.2em; }
 .ok { background: #eaf7ea; border: 1px solid #7cc47c; border-radius: 6px; padding: .6em 1.2em; }
@@ -137,6 +162,7 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
               "<p>Per engine, over repeats: medians of the time to the first epoch and of the steady-state "
               "epoch time (median of the epochs after the first), and the final loss and accuracy.</p>",
               _table([h for _, h, _ in SUMMARY_COLUMNS], summary_rows(doc), "summary")]
+    parts += _parity(doc)
     parts += _semantics(doc)
     parts.append("<h2 id='figures'>Figures</h2>")
     for name, png in images.items():

@@ -67,14 +67,15 @@ def _rows(outcome, spec, env: dict, steps_per_epoch: int) -> list[dict]:
     return rows
 
 
-def summarise(frame: pd.DataFrame, outcomes: list) -> pd.DataFrame:
+def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None) -> pd.DataFrame:
     """Per engine and mode, over repeats: medians of time to first epoch and of the steady-state epoch
     time (median of epochs after the first), and the final train/test loss and accuracy.
 
     A ``mismatch`` repeat trained on batches other than the plan's, so its numbers compare nothing: it
     keeps its row and status here (and its values in results.csv, to look into), but its times, losses
     and accuracies are left out of the medians; an engine whose every repeat mismatched shows none. A
-    ``diverged`` repeat counts: its non-finite values are the result."""
+    ``diverged`` repeat counts: its non-finite values are the result. ``parity_`` (label -> entry of
+    :func:`bridge.parity.engine_parity`) gives each row its parity cell, largest difference and verdict."""
     records = []
     labels = list(dict.fromkeys(o.run.label for o in outcomes))
     for label in labels:
@@ -102,6 +103,9 @@ def summarise(frame: pd.DataFrame, outcomes: list) -> pd.DataFrame:
             "framework": framework,
             "status": ",".join(statuses),
             "runs": f"{sum(o.ok for o in mine)}/{len(mine)}",
+            "parity": parity.parity_cell((parity_ or {}).get(label)),
+            "parity_max_rel_diff": (parity_ or {}).get(label, {}).get("max_rel_diff", np.nan),
+            "parity_pass": (parity_ or {}).get(label, {}).get("pass"),
             "first_epoch_s": float(first.median()) if len(first) else np.nan,
             "steady_epoch_s": float(steady.median()) if len(steady) else np.nan,
             "train_loss": final("train", "loss"),
@@ -141,10 +145,14 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
     env = fingerprint.parent(spec.hash())
     rows = [row for o in outcomes for row in _rows(o, spec, env, plan.steps_per_epoch)]
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    summary = summarise(frame, outcomes)
+    rules = _maxpool_rules(spec, outcomes)
+    parity_ = parity.engine_parity(frame, spec.model, spec.optimizer, rules)
+    summary = summarise(frame, outcomes, parity_)
     checksums = _checksum_table(outcomes)
     warnings = [f"{o.run.label} {o.status}: {o.message}" if o.status in ("unavailable", "skipped") else o.message
                 for o in outcomes if not o.ok]
+    warnings += [f"{label} fails parity: {parity.parity_failure(entry)}"
+                 for label, entry in parity_.items() if entry.get("pass") is False]
     if data.official_split is False:
         warnings.append(f"not the official train/test split: {data.split}")
     reported = {str(o.report.get("threads")) for o in outcomes if o.report}
@@ -158,7 +166,9 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
                      "message": o.message, "epochs_completed": len(o.epochs), "wall_s": o.wall_s,
                      "report": o.report, "log": o.log} for o in outcomes],
         "batches_identical": not any(o.status == "mismatch" for o in outcomes) and len(checksums) > 0,
-        "semantics": (semantics := parity.semantics(spec.model, _maxpool_rules(spec, outcomes), frame)),
+        "parity": {"steps": parity.PARITY_STEPS[spec.model], "tolerance": parity.TOLERANCE[spec.optimizer],
+                   "runs": parity_},
+        "semantics": (semantics := parity.semantics(spec.model, rules, frame)),
         "summary": json.loads(summary.to_json(orient="records")),
         "warnings": warnings,
     }
@@ -179,6 +189,7 @@ def format_table(summary: pd.DataFrame) -> str:
         show[col] = show[col].map(lambda v: "-" if pd.isna(v) else (f"{v * 1e3:.1f} ms" if v < 1 else f"{v:.2f} s"))
     for col in ("train_loss", "test_loss", "test_accuracy"):
         show[col] = show[col].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    show = show.drop(columns=["parity_max_rel_diff", "parity_pass"], errors="ignore")
     show = show.rename(columns={"first_epoch_s": "first epoch", "steady_epoch_s": "steady epoch",
                                 "train_loss": "train loss", "test_loss": "test loss", "test_accuracy": "test acc"})
     return show.to_string(index=False)

@@ -1,9 +1,9 @@
 """Parity: every engine and mode bridge registers (tf.keras fit and loop, Keras 3 on JAX and on PyTorch,
 PyTorch, JAX, Flux, Knet) against the NumPy reference, same weights, same batches.
 
-Per-step training loss, relative difference (bridge.parity.TOLERANCE): <= 1e-5 over the first 50 SGD
-steps, <= 1e-4 over the first 50 Adam steps (Iris MLP, Fashion-MNIST MLP) and over the first 10 steps
-of the Fashion-MNIST CNN. Each engine is compared with the reference variant that models its max-pool
+Per-step training loss, relative difference (bridge.parity.TOLERANCE): <= 1e-5 with SGD, <= 1e-4 with
+Adam, over the first bridge.parity.PARITY_STEPS steps (50 for an MLP, 10 for a CNN): the same numbers
+every run's summary reports, which the test checks too. Each engine is compared with the reference variant that models its max-pool
 gradient rule (``parity.reference_mode``): the exact one for TensorFlow, PyTorch and XLA, NNlib's for
 Flux and Knet. On the CNN cases both variants run, and an engine must also be *outside* the tolerance of
 the other variant, so the comparison tells the rules apart.
@@ -29,12 +29,12 @@ AVAILABLE = [e for e, reason in UNAVAILABLE.items() if not reason]
 
 FMNIST = dict(dataset="fashion-mnist", data_source="cache", test_size=256)
 CASES = {
-    "iris-mlp-sgd": (dict(optimizer="sgd", learning_rate=0.1, epochs=7), 50),
-    "iris-mlp-adam": (dict(optimizer="adam", learning_rate=0.01, epochs=7), 50),
-    "fmnist-mlp-sgd": (dict(FMNIST, optimizer="sgd", learning_rate=0.05, batch_size=32, train_size=1600, epochs=1), 50),
-    "fmnist-mlp-adam": (dict(FMNIST, optimizer="adam", learning_rate=0.001, batch_size=32, train_size=1600, epochs=1), 50),
-    "fmnist-cnn-sgd": (dict(FMNIST, model="cnn", optimizer="sgd", learning_rate=0.05, batch_size=32, train_size=320, epochs=1), 10),
-    "fmnist-cnn-adam": (dict(FMNIST, model="cnn", optimizer="adam", learning_rate=0.001, batch_size=32, train_size=320, epochs=1), 10),
+    "iris-mlp-sgd": dict(optimizer="sgd", learning_rate=0.1, epochs=7),
+    "iris-mlp-adam": dict(optimizer="adam", learning_rate=0.01, epochs=7),
+    "fmnist-mlp-sgd": dict(FMNIST, optimizer="sgd", learning_rate=0.05, batch_size=32, train_size=1600, epochs=1),
+    "fmnist-mlp-adam": dict(FMNIST, optimizer="adam", learning_rate=0.001, batch_size=32, train_size=1600, epochs=1),
+    "fmnist-cnn-sgd": dict(FMNIST, model="cnn", optimizer="sgd", learning_rate=0.05, batch_size=32, train_size=320, epochs=1),
+    "fmnist-cnn-adam": dict(FMNIST, model="cnn", optimizer="adam", learning_rate=0.001, batch_size=32, train_size=320, epochs=1),
 }
 NNLIB_VARIANT = f"{parity.REFERENCE}:{parity.REFERENCE_MODE['nnlib']}"
 
@@ -50,7 +50,8 @@ class Case:
 @pytest.fixture(scope="module", params=list(CASES))
 def case(request, tmp_path_factory) -> Case:
     """The case run once: the reference (on a CNN both its variants) and every engine available here."""
-    values, steps = CASES[request.param]
+    values = CASES[request.param]
+    steps = parity.PARITY_STEPS[values.get("model", "mlp")]
     if values.get("dataset") == "fashion-mnist":
         values = dict(values, data_dir=str(request.getfixturevalue("fashion_mnist_dir")))
     variants = (NNLIB_VARIANT,) if values.get("model") == "cnn" else ()
@@ -90,6 +91,9 @@ def test_engine_matches_the_reference_step_by_step(case, run):
     print(f"{case.name} {run.label} ({rule} max-pool gradient): max relative step-loss difference "
           f"{rel.max():.2e} against reference/{mode} over {steps} steps")
     assert rel.max() <= parity.TOLERANCE[spec.optimizer], rel.max()
+    # the run's own parity data (summary.json, the table) says the same
+    (row,) = case.results.summary[case.results.summary.engine == run.label].to_dict("records")
+    assert row["parity_pass"] is True and row["parity_max_rel_diff"] == pytest.approx(rel.max(), rel=1e-12, abs=0)
     # the comparison is not vacuous: training moved the loss
     assert abs(ref[steps - 1] - ref[0]) > 1e-3
     if spec.model == "cnn":

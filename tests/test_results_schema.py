@@ -175,16 +175,17 @@ def _time(v: float) -> str:
 
 @pytest.mark.parametrize("engine", ["reference", ENGINE])
 def test_the_printed_table_shows_results_csv_s_summary(run, engine):
-    _, _, frame, _, stdout = run
+    _, _, frame, summary, stdout = run
     label = f"{engine}/{'float64' if engine == 'reference' else 'fixed'}"
     lines = [" ".join(line.split()) for line in stdout.splitlines() if line.split()[:1] == [label]]
     assert len(lines) == 1, stdout
     s = summary_from_results(frame, engine)
-    tail = (f"ok {REPEATS}/{REPEATS} {_time(s['first_epoch_s'])} {_time(s['steady_epoch_s'])} "
+    (row,) = [r for r in summary["summary"] if r["engine"] == label]
+    tail = (f"ok {REPEATS}/{REPEATS} {row['parity']} {_time(s['first_epoch_s'])} {_time(s['steady_epoch_s'])} "
             f"{s['train_loss']:.4f} {s['test_loss']:.4f} {s['test_accuracy']:.4f}")
     assert lines[0].endswith(tail), (lines[0], tail)
     header = " ".join(stdout.splitlines()[0].split())
-    assert header.endswith("first epoch steady epoch train loss test loss test acc")
+    assert header.endswith("parity first epoch steady epoch train loss test loss test acc")
 
 
 def test_summary_json_engines_and_checksums(run):
