@@ -50,6 +50,32 @@ def blas() -> str:
     return "; ".join(libs) or "unknown"
 
 
+GEMM_SIZE = 1024
+
+
+def gemm_peak(threads: int, seconds: float = 0.5) -> float:
+    """The machine's measured float32 peak in GFLOP/s, as far as NumPy's BLAS reaches it: the best of
+    repeated ``GEMM_SIZE``-square float32 products (2n³ FLOPs each) for about ``seconds``, with BLAS
+    limited to ``threads`` threads (the engines' setting). One number to judge achieved rates by; a
+    framework's own kernels may beat it a little."""
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((GEMM_SIZE, GEMM_SIZE), dtype=np.float32) for _ in range(2))
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    with threadpool_limits(limits=threads, user_api="blas"):
+        a @ b  # warm up
+        while True:
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+            if time.perf_counter() > deadline:
+                break
+    return 2 * GEMM_SIZE**3 / best / 1e9
+
+
 def parent(spec_hash: str) -> dict:
     return {
         "bridge": __version__,

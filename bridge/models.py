@@ -8,6 +8,11 @@ The neutral layout is the Keras one: Dense kernels ``(in, out)``, Conv kernels H
 - ``cnn``: Conv 3×3×32 relu → MaxPool 2 → Conv 3×3×64 relu → MaxPool 2 → Dense 128 relu → Dense K
   (valid padding, stride 1, cross-correlation as Keras computes it).
 Every model returns logits; the loss is softmax cross-entropy, mean over the batch.
+
+FLOPs (:func:`forward_flops`): 2 per multiply-add of every Dense and Conv layer; biases, activations,
+pooling and the loss are not counted (they are a few percent at most here). A training step costs about
+``TRAINING_FACTOR`` = 3× the forward pass (the backward pass computes gradients with respect to both
+the inputs and the weights of each layer, two products of the forward one's size).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ CNN_FILTERS = (32, 64)
 CNN_KERNEL = 3
 CNN_POOL = 2
 CNN_DENSE = 128
+TRAINING_FACTOR = 3
 
 
 def mlp_hidden(dataset: str) -> tuple[int, ...]:
@@ -54,3 +60,20 @@ def parameter_shapes(model: str, dataset: str, input_shape: tuple[int, ...], cla
         shapes[f"dense_{i}/kernel"] = (n_in, n_out)
         shapes[f"dense_{i}/bias"] = (n_out,)
     return shapes
+
+
+def forward_flops(model: str, dataset: str, input_shape: tuple[int, ...], classes: int) -> int:
+    """Forward-pass FLOPs per example (2 per multiply-add; see the module's doc)."""
+    shapes = parameter_shapes(model, dataset, input_shape, classes)
+    flops = 0
+    if model == "cnn":
+        _, h, w = input_shape
+        for i in range(len(CNN_FILTERS)):
+            kh, kw, cin, cout = shapes[f"conv_{i}/kernel"]
+            h, w = h - kh + 1, w - kw + 1  # valid, stride 1
+            flops += 2 * h * w * kh * kw * cin * cout
+            h, w = h // CNN_POOL, w // CNN_POOL
+    for name, shape in shapes.items():
+        if name.startswith("dense_") and name.endswith("/kernel"):
+            flops += 2 * shape[0] * shape[1]
+    return flops

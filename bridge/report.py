@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import figures, parity
+from .results import format_fraction, format_number, format_rate, format_seconds
 
 EXIT_USAGE = 2
 REQUIRED = ("results.csv", "summary.json")
@@ -48,19 +49,6 @@ def read_summary(folder: Path) -> dict:
 
 # -- formatting ------------------------------------------------------------------------------------------
 
-def format_seconds(v) -> str:
-    """Seconds as the summary table shows them: ``848.5 ms`` below one second, ``1.23 s`` above."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v * 1e3:.1f} ms" if v < 1 else f"{v:.2f} s"
-
-
-def format_number(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v:.4f}"
-
-
 def _cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
@@ -83,11 +71,15 @@ def _pairs(mapping: dict) -> str:
 
 SUMMARY_COLUMNS = [("engine", "engine", str), ("framework", "framework", str), ("status", "status", str),
                    ("runs", "runs", str), ("parity", "parity", str), ("first_epoch_s", "first epoch", format_seconds),
-                   ("steady_epoch_s", "steady epoch", format_seconds), ("train_loss", "train loss", format_number),
+                   ("steady_epoch_s", "steady epoch", format_seconds),
+                   ("examples_per_s", "examples/s", format_rate),
+                   ("gflops", "GFLOP/s", lambda v: format_rate(v, 1)),
+                   ("peak_fraction", "of measured peak", format_fraction),
+                   ("train_loss", "train loss", format_number),
                    ("test_loss", "test loss", format_number), ("test_accuracy", "test accuracy", format_number)]
 
 
-TIME_COLUMNS = ("first_epoch_s", "steady_epoch_s")
+TIME_COLUMNS = ("first_epoch_s", "steady_epoch_s", "examples_per_s", "gflops", "peak_fraction")
 NOT_COMPARABLE = "not comparable"
 
 
@@ -160,7 +152,14 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
                  f"<strong>{'yes' if identical else 'no'}</strong>.</p>")
     parts += ["<h2 id='summary'>Summary</h2>",
               "<p>Per engine, over repeats: medians of the time to the first epoch and of the steady-state "
-              "epoch time (median of the epochs after the first), and the final loss and accuracy.</p>",
+              "epoch time (median of the epochs after the first), the training examples per second and "
+              "GFLOP/s they make (2 FLOPs per multiply-add of every Dense and Conv layer, a training step "
+              "counted as 3× the forward pass: "
+              f"{e(format_rate((doc.get('work') or {}).get('train_flops_per_example'), 0))} FLOPs per example), "
+              "that rate as a fraction of the machine's float32 peak measured with a NumPy GEMM "
+              f"({e(format_rate((doc.get('fingerprint') or {}).get('cpu_gemm_peak_gflops'), 1))} GFLOP/s at "
+              f"{e(str((doc.get('fingerprint') or {}).get('threads_requested', '?')))} threads), and the final "
+              "loss and accuracy.</p>",
               _table([h for _, h, _ in SUMMARY_COLUMNS], summary_rows(doc), "summary")]
     parts += _parity(doc)
     parts += _semantics(doc)

@@ -12,6 +12,7 @@ update), ``loss`` and ``accuracy`` (split train / test, after each epoch, on the
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import fingerprint, parity
+from . import fingerprint, models, parity
 
 ID_COLUMNS = ["engine", "mode", "framework", "framework_version", "device", "threads", "dataset", "model",
               "optimizer", "repeat"]
@@ -67,7 +68,30 @@ def _rows(outcome, spec, env: dict, steps_per_epoch: int) -> list[dict]:
     return rows
 
 
-def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None) -> pd.DataFrame:
+def throughput(steady_s: float, first_s: float, work: dict | None) -> dict:
+    """Examples per second (steady state and first epoch), achieved training GFLOP/s and its fraction
+    of the measured peak, from one epoch's ``work`` (:func:`epoch_work`); NaN where not known."""
+    nan = float("nan")
+    if not work:
+        return {"examples_per_s": nan, "first_epoch_examples_per_s": nan, "gflops": nan, "peak_fraction": nan}
+    rate = work["examples"] / steady_s if steady_s and steady_s > 0 else nan
+    gflops = rate * work["train_flops_per_example"] / 1e9
+    peak = work.get("peak_gflops")
+    return {"examples_per_s": rate,
+            "first_epoch_examples_per_s": work["examples"] / first_s if first_s and first_s > 0 else nan,
+            "gflops": gflops, "peak_fraction": gflops / peak if peak else nan}
+
+
+def epoch_work(spec, plan, peak_gflops: float | None) -> dict:
+    """What one training epoch asks of an engine: examples, training FLOPs per example
+    (``models.TRAINING_FACTOR`` × the forward pass), and the machine's measured peak to compare with."""
+    forward = models.forward_flops(spec.model, spec.dataset, tuple(plan.meta["input_shape"]), plan.meta["classes"])
+    return {"examples": plan.meta["n_train"], "forward_flops_per_example": forward,
+            "train_flops_per_example": models.TRAINING_FACTOR * forward, "peak_gflops": peak_gflops}
+
+
+def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
+              work: dict | None = None) -> pd.DataFrame:
     """Per engine and mode, over repeats: medians of time to first epoch and of the steady-state epoch
     time (median of epochs after the first), and the final train/test loss and accuracy.
 
@@ -106,8 +130,9 @@ def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None) 
             "parity": parity.parity_cell((parity_ or {}).get(label)),
             "parity_max_rel_diff": (parity_ or {}).get(label, {}).get("max_rel_diff", np.nan),
             "parity_pass": (parity_ or {}).get(label, {}).get("pass"),
-            "first_epoch_s": float(first.median()) if len(first) else np.nan,
-            "steady_epoch_s": float(steady.median()) if len(steady) else np.nan,
+            "first_epoch_s": (first_s := float(first.median()) if len(first) else np.nan),
+            "steady_epoch_s": (steady_s := float(steady.median()) if len(steady) else np.nan),
+            **throughput(steady_s, first_s, work),
             "train_loss": final("train", "loss"),
             "test_loss": final("test", "loss"),
             "test_accuracy": final("test", "accuracy"),
@@ -147,7 +172,10 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     rules = _maxpool_rules(spec, outcomes)
     parity_ = parity.engine_parity(frame, spec.model, spec.optimizer, rules)
-    summary = summarise(frame, outcomes, parity_)
+    # the machine's float32 peak, measured now that no engine runs (on a GPU run: the host's)
+    peak = fingerprint.gemm_peak(threads)
+    work = epoch_work(spec, plan, peak)
+    summary = summarise(frame, outcomes, parity_, work)
     checksums = _checksum_table(outcomes)
     warnings = [f"{o.run.label} {o.status}: {o.message}" if o.status in ("unavailable", "skipped") else o.message
                 for o in outcomes if not o.ok]
@@ -160,7 +188,9 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
         warnings.append(f"engines report different thread settings: {', '.join(sorted(reported))}")
     doc = {
         "spec": spec.to_dict(),
-        "fingerprint": {**env, "threads_requested": threads, "data_source": data.source,
+        "work": work,
+        "fingerprint": {**env, "threads_requested": threads, "cpu_gemm_peak_gflops": peak,
+                        "data_source": data.source,
                         "data_split": data.split, "official_split": data.official_split},
         "engines": [{"engine": o.run.engine, "mode": o.run.mode, "repeat": o.repeat, "status": o.status,
                      "message": o.message, "epochs_completed": len(o.epochs), "wall_s": o.wall_s,
@@ -180,16 +210,52 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
     return Results(frame, summary, outcomes, out, warnings, semantics)
 
 
+# --- formatting: the one way every table (terminal, report, comparison) shows a value ------------------
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def format_seconds(v) -> str:
+    """Seconds as the summary table shows them: ``848.5 ms`` below one second, ``1.23 s`` above."""
+    if _missing(v):
+        return "-"
+    return f"{v * 1e3:.1f} ms" if v < 1 else f"{v:.2f} s"
+
+
+def format_number(v) -> str:
+    if _missing(v):
+        return "-"
+    return f"{v:.4f}"
+
+
+def format_rate(v, digits: int = 0) -> str:
+    if _missing(v):
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def format_fraction(v) -> str:
+    """A fraction as a percentage: ``45.3%``, and two significant digits below 1% (``0.042%``)."""
+    if _missing(v):
+        return "-"
+    return f"{100 * v:.1f}%" if 100 * v >= 1 else f"{100 * v:.2g}%"
+
+
 def format_table(summary: pd.DataFrame) -> str:
     """The compact summary table printed at the end of a run."""
     if summary.empty:
         return "(no engine ran)"
     show = summary.copy()
     for col in ("first_epoch_s", "steady_epoch_s"):
-        show[col] = show[col].map(lambda v: "-" if pd.isna(v) else (f"{v * 1e3:.1f} ms" if v < 1 else f"{v:.2f} s"))
+        show[col] = show[col].map(format_seconds)
     for col in ("train_loss", "test_loss", "test_accuracy"):
-        show[col] = show[col].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
-    show = show.drop(columns=["parity_max_rel_diff", "parity_pass"], errors="ignore")
+        show[col] = show[col].map(format_number)
+    show["examples_per_s"] = show["examples_per_s"].map(format_rate)
+    show["peak_fraction"] = show["peak_fraction"].map(format_fraction)
+    show = show.drop(columns=["parity_max_rel_diff", "parity_pass", "first_epoch_examples_per_s", "gflops"],
+                     errors="ignore")
     show = show.rename(columns={"first_epoch_s": "first epoch", "steady_epoch_s": "steady epoch",
-                                "train_loss": "train loss", "test_loss": "test loss", "test_accuracy": "test acc"})
+                                "train_loss": "train loss", "test_loss": "test loss", "test_accuracy": "test acc",
+                                "examples_per_s": "examples/s", "peak_fraction": "of peak"})
     return show.to_string(index=False)

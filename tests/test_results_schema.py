@@ -20,6 +20,7 @@ import pytest
 
 from bridge import batchplan, results
 from bridge.spec import Spec
+from bridge.results import format_fraction, format_rate
 from tests import fixed_logits_engine as fixed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,10 +183,11 @@ def test_the_printed_table_shows_results_csv_s_summary(run, engine):
     s = summary_from_results(frame, engine)
     (row,) = [r for r in summary["summary"] if r["engine"] == label]
     tail = (f"ok {REPEATS}/{REPEATS} {row['parity']} {_time(s['first_epoch_s'])} {_time(s['steady_epoch_s'])} "
+            f"{format_rate(row['examples_per_s'])} {format_fraction(row['peak_fraction'])} "
             f"{s['train_loss']:.4f} {s['test_loss']:.4f} {s['test_accuracy']:.4f}")
     assert lines[0].endswith(tail), (lines[0], tail)
     header = " ".join(stdout.splitlines()[0].split())
-    assert header.endswith("parity first epoch steady epoch train loss test loss test acc")
+    assert header.endswith("parity first epoch steady epoch examples/s of peak train loss test loss test acc")
 
 
 def test_summary_json_engines_and_checksums(run):

@@ -42,6 +42,19 @@ def adam_run(optimizer: str, w0: dict, grads: dict, lr: float, epsilon: float) -
     return {k: p.detach().numpy() for k, p in params.items()}
 
 
+def forward_flops(model: str, input_shape: np.ndarray, classes: int) -> int:
+    """FLOPs of one example's forward pass through the engine's model, as torch's own FlopCounterMode
+    counts them (2 per multiply-add of matmuls and convolutions; bias adds, activations, pooling: 0)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shape = tuple(int(n) for n in input_shape)
+    net, _ = torch_engine.build_model(torch, model, "fashion-mnist", shape, classes)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(torch.zeros((1, *shape)))
+    return int(counter.get_total_flops())
+
+
 if __name__ == "__main__":
     print(f"torch {torch.__version__}")
-    serve({f.__name__: f for f in (model_forward, sgd_step, adam_run)})
+    serve({f.__name__: f for f in (model_forward, sgd_step, adam_run, forward_flops)})

@@ -1,0 +1,70 @@
+"""Throughput in every summary: examples per second, achieved GFLOP/s and the fraction of the machine's
+measured float32 peak. The FLOP count per model (bridge.models.forward_flops) is checked against a hand
+derivation and against torch's own FlopCounterMode on the torch engine's model (in a torch subprocess);
+the summary's rates against results.csv.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bridge import fingerprint, models
+
+from .support import framework_check, needs_torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_forward_flops_by_hand():
+    # MLP: 2 per multiply-add of each Dense kernel
+    assert models.forward_flops("mlp", "iris", (4,), 3) == 2 * (4 * 10 + 10 * 3)
+    assert models.forward_flops("mlp", "fashion-mnist", (784,), 10) == 2 * (784 * 256 + 256 * 128 + 128 * 10)
+    # CNN on 1x28x28: conv 3x3x1x32 on 26x26 outputs, pool to 13x13, conv 3x3x32x64 on 11x11, pool to 5x5x64
+    conv = 2 * 26 * 26 * 9 * 1 * 32 + 2 * 11 * 11 * 9 * 32 * 64
+    dense = 2 * (5 * 5 * 64 * 128 + 128 * 10)
+    assert models.forward_flops("cnn", "fashion-mnist", (1, 28, 28), 10) == conv + dense == 5_262_080
+    # a 3x20x16 input: 18x14 -> 9x7 -> 7x5 -> 3x2 feature map
+    conv = 2 * 18 * 14 * 9 * 3 * 32 + 2 * 7 * 5 * 9 * 32 * 64
+    assert models.forward_flops("cnn", "synthetic", (3, 20, 16), 4) == conv + 2 * (3 * 2 * 64 * 128 + 128 * 4)
+
+
+@needs_torch
+def test_forward_flops_agree_with_torch_s_flop_counter():
+    cases = {"cnn-28": ("cnn", (1, 28, 28), 10), "cnn-3x20x16": ("cnn", (3, 20, 16), 4),
+             "mlp-784": ("mlp", (784,), 10)}
+    answers = framework_check("torch_checks", {
+        name: dict(fn="forward_flops", model=model, input_shape=np.array(shape), classes=classes)
+        for name, (model, shape, classes) in cases.items()})
+    for name, (model, shape, classes) in cases.items():
+        assert int(answers[name]) == models.forward_flops(model, "fashion-mnist", shape, classes), name
+
+
+def test_gemm_peak_is_a_plausible_rate():
+    one = fingerprint.gemm_peak(1, seconds=0.2)
+    assert 0.5 < one < 1e5  # GFLOP/s: more than a slow laptop core's scalar rate, less than any CPU
+
+
+def test_the_summary_s_rates_follow_from_results_csv(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "bridge.compare", "--engines", "reference", "--dataset", "iris",
+                           "--epochs", "6", "--out", str(out), "--no-report"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    frame = pd.read_csv(out / "results.csv")
+    (row,) = summary["summary"]
+    work, peak = summary["work"], summary["fingerprint"]["cpu_gemm_peak_gflops"]
+    assert work["examples"] == 120 and work["train_flops_per_example"] == models.TRAINING_FACTOR * 140
+    epoch_s = frame[frame.metric == "epoch_s"].sort_values("epoch").value.to_numpy()
+    steady = float(np.median(epoch_s[1:]))
+    assert row["steady_epoch_s"] == pytest.approx(steady)
+    assert row["examples_per_s"] == pytest.approx(120 / steady)
+    assert row["first_epoch_examples_per_s"] == pytest.approx(120 / epoch_s[0])
+    assert row["gflops"] == pytest.approx(120 / steady * 3 * 140 / 1e9)
+    assert peak > 0 and row["peak_fraction"] == pytest.approx(row["gflops"] / peak)
+    header = " ".join(proc.stdout[proc.stdout.index(" engine "):].splitlines()[0].split())
+    assert "steady epoch examples/s of peak" in header
