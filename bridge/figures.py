@@ -8,7 +8,6 @@ left open between calls; ``savefig`` renders with Agg.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -18,33 +17,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import parity
+from .results import epoch_times, format_seconds, read_frame  # noqa: F401  read_frame: figures.read_frame
 
-# Read as text: a version such as "2.10" or a hash of digits must not turn into a number.
-TEXT_COLUMNS = ["engine", "mode", "framework", "framework_version", "device", "threads", "dataset", "model",
-                "optimizer", "split", "metric", "spec_hash", "git_commit", "python", "numpy", "cpu"]
 SPLITS = ("train", "test")
 COLOURS = matplotlib.colormaps["tab10"].colors
 WIDE = 30.0  # a max/min ratio above this gets a log axis: a first epoch with compilation dwarfs the rest
 EXACT_FLOOR = 1e-18  # where an exactly equal step is drawn on the log axis of the parity figure
-
-
-def read_frame(folder: Path) -> pd.DataFrame:
-    """``results.csv`` of a results folder, with ``label`` (engine/mode), ``legend`` and ``compared_with``
-    (the reference run each run's parity is measured against, from summary.json; :mod:`bridge.parity`)
-    columns added."""
-    folder = Path(folder)
-    frame = pd.read_csv(folder / "results.csv", dtype={c: str for c in TEXT_COLUMNS})
-    present = [c for c in TEXT_COLUMNS if c in frame]
-    frame[present] = frame[present].fillna("")
-    frame["label"] = frame["engine"] + "/" + frame["mode"]
-    framework = (frame["framework"] + " " + frame["framework_version"]).str.strip()
-    frame["legend"] = [f"{lab} ({fw})" if fw else lab for lab, fw in zip(frame["label"], framework)]
-    try:
-        runs = json.loads((folder / "summary.json").read_text()).get("semantics", {}).get("maxpool_gradient", {})
-    except (OSError, ValueError):
-        runs = {}
-    frame["compared_with"] = [runs.get(lab, {}).get("compared_with", "") or "" for lab in frame["label"]]
-    return frame
 
 
 def about(frame: pd.DataFrame) -> str:
@@ -192,19 +170,14 @@ def loss_time_figure(data: pd.DataFrame, about: str = "") -> Figure:
 def timing_data(frame: pd.DataFrame) -> pd.DataFrame:
     """Per engine: seconds of the first epoch (compilation/JIT included) and of the steady state (median of
     the epochs after the first), each as median, min and max over repeats — the summary table's numbers."""
-    t = frame[frame.metric == "epoch_s"]
-    first = t[t.epoch == 0].groupby(["label", "repeat"]).value.first().rename("first epoch")
-    steady = t[t.epoch > 0].groupby(["label", "repeat"]).value.median().rename("steady epoch")
-    per_repeat = pd.concat([first, steady], axis=1).reset_index().melt(
+    times = epoch_times(frame).rename(columns={"first_epoch_s": "first epoch", "steady_epoch_s": "steady epoch"})
+    times["label"] = times["engine"] + "/" + times["mode"]
+    per_repeat = times.drop(columns=["engine", "mode"]).melt(
         id_vars=["label", "repeat"], var_name="phase", value_name="seconds").dropna(subset=["seconds"])
     if per_repeat.empty:
         return _empty(["label", "legend", "order", "phase", "median", "min", "max", "repeats"])
     data = _spread(per_repeat.groupby(["label", "phase"]).seconds)
     return _with_labels(data, frame).sort_values(["order", "phase"], ignore_index=True)
-
-
-def _seconds(v: float) -> str:
-    return f"{v * 1e3:.3g} ms" if v < 1 else f"{v:.3g} s"
 
 
 def timing_figure(data: pd.DataFrame, about: str = "") -> Figure:
@@ -222,7 +195,7 @@ def timing_figure(data: pd.DataFrame, about: str = "") -> Figure:
                 error_kw={"elinewidth": 1})
         for yi, v, end in zip(y, d["median"], d["max"]):
             if np.isfinite(v):  # the value past the whisker, where it covers nothing
-                ax.annotate(_seconds(v), (end, yi), xytext=(5, 0), textcoords="offset points", va="center",
+                ax.annotate(format_seconds(v), (end, yi), xytext=(5, 0), textcoords="offset points", va="center",
                             fontsize="small")
     ax.set_yticks(np.arange(len(legends)), legends)
     ax.set_ylim(len(legends) - 0.5, -0.5)  # first engine on top, as in the summary table
@@ -264,7 +237,7 @@ def parity_data(frame: pd.DataFrame) -> pd.DataFrame:
     if not pieces:
         return _empty(columns)
     data = pd.concat(pieces, ignore_index=True)
-    data["rel_diff"] = (data["loss"] - data["reference"]).abs() / data["reference"].abs()
+    data["rel_diff"] = parity.rel_diff(data["loss"], data["reference"])
     data[["epoch", "step"]] = data[["epoch", "step"]].astype(int)
     return _with_labels(data, frame).sort_values(["order", "repeat", "step"], ignore_index=True)[columns]
 

@@ -69,7 +69,7 @@ def golden_toml() -> str:
     lines = ["# Written by `python -m bridge.golden`; read by the Pkg.test of BridgeFlux and BridgeKnet.",
              "# Each case trains plan <plan> with the optimizer settings given here (they replace the plan's)",
              "# and compares its per-step losses with expected/<case>.npy: the NumPy float64 reference's, with",
-             f"# the max-pool gradient rule named below. tolerance: largest relative per-step difference.",
+             "# the max-pool gradient rule named below. tolerance: largest relative per-step difference.",
              f"maxpool_gradient = {json.dumps(MAXPOOL_GRADIENT)}", "", "[tolerance]"]
     lines += [f"{k} = {v!r}" for k, v in parity.TOLERANCE.items()]
     for name, (plan, _) in CASES.items():

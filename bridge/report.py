@@ -19,32 +19,12 @@ from pathlib import Path
 import pandas as pd
 
 from . import figures, parity
-from .results import format_fraction, format_number, format_rate, format_seconds
+from .results import ResultsError as ReportError  # noqa: F401  the name this module's callers catch
+from .results import format_fraction, format_number, format_rate, format_seconds, read_summary
 
 EXIT_USAGE = 2
-REQUIRED = ("results.csv", "summary.json")
 # Per-engine report fields whose difference between two folders makes their times incomparable.
 ENGINE_FIELDS = ("framework", "framework_version", "threads", "device", "blas")
-
-
-class ReportError(Exception):
-    """A folder that is not a results folder; the message names it and what is missing."""
-
-
-def read_summary(folder: Path) -> dict:
-    """``summary.json`` of a results folder, after checking the folder holds what a report needs."""
-    folder = Path(folder)
-    missing = [name for name in REQUIRED if not (folder / name).is_file()]
-    if missing:
-        what = "is not a folder" if not folder.is_dir() else "has no " + " and no ".join(missing)
-        raise ReportError(f"{str(folder)!r} {what}; give a folder written by python -m bridge.compare --out")
-    try:
-        doc = json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError) as e:
-        raise ReportError(f"{str(folder / 'summary.json')!r} cannot be read as JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise ReportError(f"{str(folder / 'summary.json')!r} does not hold a JSON object")
-    return doc
 
 
 # -- formatting ------------------------------------------------------------------------------------------

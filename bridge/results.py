@@ -107,9 +107,8 @@ def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
         engine, mode = label.split("/", 1)
         compared = [o.repeat for o in mine if o.status != "mismatch"]
         f = frame[(frame.engine == engine) & (frame["mode"] == mode) & frame.repeat.isin(compared)]
-        epoch_s = f[f.metric == "epoch_s"]
-        first = epoch_s[epoch_s.epoch == 0].groupby("repeat").value.first()
-        steady = epoch_s[epoch_s.epoch > 0].groupby("repeat").value.median()
+        times = epoch_times(f)
+        first, steady = times["first_epoch_s"].dropna(), times["steady_epoch_s"].dropna()
         last = f[f.epoch == f.epoch.max()] if len(f) else f
 
         def final(split, metric):
@@ -208,6 +207,63 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
     _atomic(out / "summary.json", lambda p: p.write_text(json.dumps(doc, indent=1, default=str)))
     _atomic(out / "spec.toml", lambda p: p.write_text(spec.to_toml()))
     return Results(frame, summary, outcomes, out, warnings, semantics)
+
+
+# --- reading a results folder: the one reader, for figures, report and comparisons --------------------
+
+REQUIRED = ("results.csv", "summary.json")
+# Read as text: a version such as "2.10" or a hash of digits must not turn into a number.
+TEXT_COLUMNS = [c for c in COLUMNS if c not in ("repeat", "epoch", "step", "value")]
+
+class ResultsError(Exception):
+    """A folder that is not a results folder; the message names it and what is missing."""
+
+
+def read_summary(folder: Path) -> dict:
+    """``summary.json`` of a results folder, after checking the folder holds what a report needs."""
+    folder = Path(folder)
+    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    if missing:
+        what = "is not a folder" if not folder.is_dir() else "has no " + " and no ".join(missing)
+        raise ResultsError(f"{str(folder)!r} {what}; give a folder written by python -m bridge.compare --out")
+    try:
+        doc = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ResultsError(f"{str(folder / 'summary.json')!r} cannot be read as JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise ResultsError(f"{str(folder / 'summary.json')!r} does not hold a JSON object")
+    return doc
+
+
+def read_frame(folder: Path) -> pd.DataFrame:
+    """``results.csv`` of a results folder, with ``label`` (engine/mode), ``legend`` and ``compared_with``
+    (the reference run each run's parity is measured against, from summary.json; :mod:`bridge.parity`)
+    columns added."""
+    folder = Path(folder)
+    frame = pd.read_csv(folder / "results.csv", dtype={c: str for c in TEXT_COLUMNS})
+    present = [c for c in TEXT_COLUMNS if c in frame]
+    frame[present] = frame[present].fillna("")
+    frame["label"] = frame["engine"] + "/" + frame["mode"]
+    framework = (frame["framework"] + " " + frame["framework_version"]).str.strip()
+    frame["legend"] = [f"{lab} ({fw})" if fw else lab for lab, fw in zip(frame["label"], framework)]
+    try:
+        runs = json.loads((folder / "summary.json").read_text()).get("semantics", {}).get("maxpool_gradient", {})
+    except (OSError, ValueError):  # the figures need only results.csv
+        runs = {}
+    frame["compared_with"] = [runs.get(lab, {}).get("compared_with", "") or "" for lab in frame["label"]]
+    return frame
+
+
+
+def epoch_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per run (engine, mode, repeat): ``first_epoch_s``, the first epoch's seconds (tracing, compilation
+    and JIT included), and ``steady_epoch_s``, the median of the epochs after the first: the one
+    definition of the steady state, for the summary and the figures."""
+    t = frame[frame.metric == "epoch_s"]
+    keys = ["engine", "mode", "repeat"]
+    first = t[t.epoch == 0].groupby(keys).value.first().rename("first_epoch_s")
+    steady = t[t.epoch > 0].groupby(keys).value.median().rename("steady_epoch_s")
+    return pd.concat([first, steady], axis=1).reset_index()
 
 
 # --- formatting: the one way every table (terminal, report, comparison) shows a value ------------------
