@@ -215,6 +215,7 @@ REQUIRED = ("results.csv", "summary.json")
 # Read as text: a version such as "2.10" or a hash of digits must not turn into a number.
 TEXT_COLUMNS = [c for c in COLUMNS if c not in ("repeat", "epoch", "step", "value")]
 
+
 class ResultsError(Exception):
     """A folder that is not a results folder; the message names it and what is missing."""
 
@@ -252,7 +253,6 @@ def read_frame(folder: Path) -> pd.DataFrame:
         runs = {}
     frame["compared_with"] = [runs.get(lab, {}).get("compared_with", "") or "" for lab in frame["label"]]
     return frame
-
 
 
 def epoch_times(frame: pd.DataFrame) -> pd.DataFrame:
