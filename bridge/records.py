@@ -15,6 +15,9 @@ from .registry import EngineRun
 # losses stopped being finite, which is a result about the engine, not a fault of the tool.
 FAILURES = ("mismatch", "error", "crashed", "timeout", "unavailable", "interrupted")
 STATUSES = ("ok", "diverged", *FAILURES, "skipped")
+REUSABLE = ("ok", "diverged")
+"""The statuses of a finished experiment, which a rerun of the same spec may reuse (a divergence is a
+result: running it again gives the same one)."""
 
 
 @dataclass

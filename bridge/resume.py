@@ -1,11 +1,11 @@
 """Resuming a comparison, and what an output folder may hold.
 
 Rerunning the same command into the same folder reuses every engine run that finished there (status
-``ok``) with the same spec hash, the same thread count and the same engine versions, and runs only the
-rest. What a finished run left is read back from its worker's JSON-lines record, through the code path
+``ok``, or ``diverged``: a divergence is a result) with the same spec hash, the same thread count and
+the same engine versions, and runs only the rest. What a finished run left is read back from its worker's JSON-lines record, through the code path
 that reads every record (:func:`bridge.records.outcome_from_record`).
 
-A run is reusable only when the parent stamped it: after a worker ends with status ``ok``, the parent
+A run is reusable only when the parent stamped it: after a worker ends ``ok`` or ``diverged``, the parent
 writes ``workers/<run>.stamp.json`` (spec hash, threads, the engine's installed versions when it started,
 wall time). A run that was interrupted, failed, or whose parent died before stamping it, runs again.
 
@@ -119,7 +119,8 @@ def stamp_path(work: Path, engine: str, mode: str, repeat: int) -> Path:
 
 
 def stamp(path: Path, spec, threads: int, versions: dict | None, wall_s: float) -> None:
-    """Mark a run that ended ``ok`` as reusable (written atomically: a half-written stamp never counts)."""
+    """Mark a finished run (``records.REUSABLE``) as reusable (written atomically: a half-written stamp
+    never counts)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"spec_hash": spec.hash(), "threads": threads, "versions": versions,
                                "wall_s": wall_s}))
@@ -175,9 +176,10 @@ def finished(spec, out: Path, threads: int) -> Previous:
                 continue  # the record was started over after the stamp was written
             outcome = records.outcome_from_record(r, repeat, lines, wall_s=float(stamp_.get("wall_s", 0.0)),
                                                  log=str(work / f"{stem}.log"))
+            diverged = next((line for line in lines if line.get("kind") == "diverged"), None)
             if stamp_.get("threads") != threads:
                 why = f"it ran with {stamp_.get('threads')} threads, this run has {threads}"
-            elif len(outcome.epochs) != spec.epochs:
+            elif diverged is None and len(outcome.epochs) != spec.epochs:
                 why = f"its record holds {len(outcome.epochs)} of {spec.epochs} epochs"
             else:
                 why = _version_change(r.engine, stamp_.get("versions"), outcome.report)
@@ -185,8 +187,12 @@ def finished(spec, out: Path, threads: int) -> Previous:
                 previous.rerun.append(f"{_name(r.label, repeat, spec.repeats)} ({why})")
                 continue
             done = next(line for line in lines if line.get("kind") == "done")
-            outcome.message = ("reused: finished in an earlier run of this spec at "
-                               + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(done.get("t", 0))))
+            when = ("finished in an earlier run of this spec at "
+                    + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(done.get("t", 0))))
+            if diverged:  # the same status and message as when it ran, so it is reported the same way
+                outcome.status, outcome.message = "diverged", f"{r.label} diverged: {diverged['message']} ({when})"
+            else:
+                outcome.message = f"reused: {when}"
             previous.reused.append(outcome)
     return previous
 

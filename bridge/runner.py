@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 from . import batchplan, registry
 from .protocol import Job
-from .records import Outcome, outcome_from_record, read_record, worker_stem
+from .records import REUSABLE, Outcome, outcome_from_record, read_record, worker_stem
 from .registry import EngineRun
 from .spec import Spec
 from .worker import EVENT_PREFIX, worker_environment
@@ -247,7 +247,7 @@ def run(spec: Spec, out: Path, on_event: Callable[[dict], None] | None = None,
     With no engines named, every registered engine that can run here runs, and the others are reported
     as skipped. The batch plan goes to ``plan_dir`` (default ``out/plan``). ``reuse`` holds finished
     outcomes (:func:`bridge.resume.finished`) taken as they are instead of running those engine runs
-    again; every run that ends ``ok`` is stamped as reusable.
+    again; every run that ends ``ok`` or ``diverged`` is stamped as reusable.
 
     A first SIGINT or SIGTERM stops the running worker (its whole process group), marks that run
     ``interrupted``, writes the results of every run that finished and raises :class:`Interrupted`
@@ -296,7 +296,7 @@ def run(spec: Spec, out: Path, on_event: Callable[[dict], None] | None = None,
                                            f"{signal.Signals(stop.signum).name} after {len(outcome.epochs)} "
                                            "epoch(s)")
                     outcomes.append(outcome)
-                    if outcome.ok:
+                    if outcome.status in REUSABLE:
                         resume.stamp(stamp, spec, threads, versions, outcome.wall_s)
                     if on_outcome and outcome.status != "interrupted":
                         on_outcome(outcome)

@@ -76,6 +76,19 @@ def test_a_nan_loss_is_a_divergence_that_keeps_its_epochs_and_exits_zero(tmp_pat
     assert_reference_kept(r)
 
 
+def test_a_rerun_reuses_a_diverged_run_as_the_result_it_is(tmp_path):
+    first = compare(tmp_path, "nan")
+    record = Path(first.run["log"]).with_suffix(".jsonl")
+    before = record.stat().st_mtime_ns
+    again = compare(tmp_path, "nan")  # the same command into the same folder
+    assert again.proc.returncode == 0, again.proc.stderr
+    assert record.stat().st_mtime_ns == before  # not run again
+    assert again.run["status"] == "diverged" and again.run["message"].startswith(first.run["message"])
+    assert "finished in an earlier run of this spec" in again.run["message"]
+    assert again.reference["message"].startswith("reused: ")
+    assert [line for line in again.proc.stderr.splitlines() if line.strip()] == [f"warning: {again.run['message']}"]
+
+
 def test_non_finite_logits_are_a_divergence(tmp_path):
     r = compare(tmp_path, "nan_logits")
     assert r.proc.returncode == 0, r.proc.stderr
