@@ -96,6 +96,30 @@ def ulp_close(got, want, *terms) -> bool:
     return bool(np.all(np.abs(np.asarray(got).astype(np.float64) - want) <= bound))
 
 
+EPSILONS = (1e-7, 0.1)  # Keras' default, and one large enough that its placement matters
+LR = float(np.float32(0.1))  # Keras rounds lr through float32
+
+
+def sgd_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 weights and gradient of 5000 values for one SGD step."""
+    r = np.random.default_rng(seed)
+    return r.standard_normal(5000).astype(np.float32), r.standard_normal(5000).astype(np.float32)
+
+
+def optimizer_calls(own_adam: str, sgd_seed: int, adam_seed: int) -> dict:
+    """The framework-check calls every engine unit test makes of its optimizers: one SGD step
+    (``sgd``), and six Adam steps per epsilon in Keras' form and in the framework's own (``own_adam``):
+    ``adam-<keras|own_adam>-<i>``, i indexing ``EPSILONS``."""
+    w, g = sgd_case(sgd_seed)
+    calls = {"sgd": dict(fn="sgd_step", w=w, g=g, lr=LR)}
+    for i, eps in enumerate(EPSILONS):
+        w0, grads, _ = keras_adam_case(6, eps, adam_seed)
+        for optimizer in ("keras", own_adam):
+            calls[f"adam-{optimizer}-{i}"] = dict(fn="adam_run", optimizer=optimizer, w0=w0, grads=grads, lr=0.01,
+                                                  epsilon=eps)
+    return calls
+
+
 def keras_adam_case(steps: int, epsilon: float, seed: int):
     """``(w0, grads, keras)``: float32 weights, ``grads`` stacked per name (steps first), and the weights
     after ``steps`` steps of numpy_nn's Keras Adam (lr 0.01)."""

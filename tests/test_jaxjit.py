@@ -8,11 +8,10 @@ import pytest
 
 from bridge.engines import numpy_nn
 
-from .support import displacement_error, framework_check, keras_adam_case, needs_jax, random_weights, ulp_close
+from .support import (EPSILONS, displacement_error, framework_check, keras_adam_case, needs_jax,
+                      optimizer_calls, random_weights, sgd_case, ulp_close)
 
 MODELS = {"cnn": (2, 14, 12), "mlp": (20,)}  # input shapes in plan layout
-EPSILONS = (1e-7, 0.1)
-LR = float(np.float32(0.1))  # Keras rounds lr through float32
 
 
 def _model_case(model: str):
@@ -23,11 +22,6 @@ def _model_case(model: str):
     return weights, np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if model == "cnn" else x
 
 
-def _sgd_case():
-    r = np.random.default_rng(21)
-    return r.standard_normal(5000).astype(np.float32), r.standard_normal(5000).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def jax_answers():
     """Everything the tests below ask of JAX, computed in one subprocess."""
@@ -35,13 +29,7 @@ def jax_answers():
     for model in MODELS:
         weights, x = _model_case(model)
         calls[f"forward-{model}"] = dict(fn="forward", weights=weights, x=x)
-    w, g = _sgd_case()
-    calls["sgd"] = dict(fn="sgd_step", w=w, g=g, lr=LR)
-    for i, eps in enumerate(EPSILONS):
-        w0, grads, _ = keras_adam_case(6, eps, 2)
-        for optimizer in ("keras", "optax"):
-            calls[f"adam-{optimizer}-{i}"] = dict(fn="adam_run", optimizer=optimizer, w0=w0, grads=grads, lr=0.01,
-                                                  epsilon=eps)
+    calls.update(optimizer_calls("optax", sgd_seed=21, adam_seed=2))
     return framework_check("jax_checks", calls)
 
 
@@ -66,7 +54,7 @@ def test_jax_keras_adam_is_keras_adam(jax_answers, epsilon):
 
 @needs_jax
 def test_jax_sgd_is_keras_sgd(jax_answers):
-    w, g = _sgd_case()
+    w, g = sgd_case(21)
     keras = {"w": w.copy()}
-    numpy_nn.SGD(0.1).apply(keras, {"w": g})
+    numpy_nn.SGD(0.1).apply(keras, {"w": g})  # the step optimizer_calls asks for (support.LR)
     assert ulp_close(jax_answers["sgd"], keras["w"], g * np.float32(0.1))

@@ -10,11 +10,10 @@ from bridge import layouts
 from bridge.engines import numpy_nn
 from bridge.models import cnn_feature_shape
 
-from .support import displacement_error, framework_check, keras_adam_case, needs_torch, random_weights, ulp_close
+from .support import (EPSILONS, displacement_error, framework_check, keras_adam_case, needs_torch,
+                      optimizer_calls, random_weights, sgd_case, ulp_close)
 
 MODELS = {"cnn": (2, 14, 12), "mlp": (20,)}  # input shapes in plan layout
-EPSILONS = (1e-7, 0.1)
-LR = float(np.float32(0.1))  # Keras rounds lr through float32; torch then converts it exactly
 
 
 def _model_case(model: str):
@@ -22,11 +21,6 @@ def _model_case(model: str):
     weights = random_weights(model, input_shape, 5, 3)
     x = np.random.default_rng(10).standard_normal((4, *input_shape))  # plan layout: NCHW or (N, F)
     return input_shape, weights, x
-
-
-def _sgd_case():
-    r = np.random.default_rng(11)
-    return r.standard_normal(5000).astype(np.float32), r.standard_normal(5000).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +32,7 @@ def torch_answers():
         feature = cnn_feature_shape(input_shape) if model == "cnn" else None
         calls[f"forward-{model}"] = dict(fn="model_forward", model=model, input_shape=np.array(input_shape),
                                          classes=5, weights=layouts.to_torch(weights, feature), x=x)
-    w, g = _sgd_case()
-    calls["sgd"] = dict(fn="sgd_step", w=w, g=g, lr=LR)
-    for i, eps in enumerate(EPSILONS):
-        w0, grads, _ = keras_adam_case(6, eps, 1)
-        for optimizer in ("keras", "torch"):
-            calls[f"adam-{optimizer}-{i}"] = dict(fn="adam_run", optimizer=optimizer, w0=w0, grads=grads, lr=0.01,
-                                                  epsilon=eps)
+    calls.update(optimizer_calls("torch", sgd_seed=11, adam_seed=1))
     return framework_check("torch_checks", calls)
 
 
@@ -59,9 +47,9 @@ def test_torch_model_from_the_converted_weights_computes_the_reference(torch_ans
 
 @needs_torch
 def test_torch_sgd_is_keras_sgd_up_to_a_fused_multiply_add(torch_answers):
-    w, g = _sgd_case()
+    w, g = sgd_case(11)
     keras = {"w": w.copy()}
-    numpy_nn.SGD(0.1).apply(keras, {"w": g})
+    numpy_nn.SGD(0.1).apply(keras, {"w": g})  # the step optimizer_calls asks for (support.LR)
     # Keras rounds g*lr then w - g*lr; torch may fuse them (one rounding), so up to one ulp apart.
     assert ulp_close(torch_answers["sgd"], keras["w"], g * np.float32(0.1))
 
