@@ -73,6 +73,19 @@ def summary_rows(doc: dict) -> list[list[str]]:
     return [[cell(rec, key, fmt) for key, _, fmt in SUMMARY_COLUMNS] for rec in doc.get("summary", [])]
 
 
+def _peak_sentence(doc: dict) -> str:
+    """Which peak the fractions are of, measured how, and the nominal peak where it could be derived."""
+    work, fp = doc.get("work") or {}, doc.get("fingerprint") or {}
+    source = work.get("peak_source", "CPU float32 GEMM (NumPy)")
+    text = (f"the float32 peak measured with a {source} ({format_rate(work.get('peak_gflops'), 1)} GFLOP/s"
+            + (f" at {fp.get('threads_requested')} threads" if source.startswith("CPU") else "") + ")")
+    nominal = fp.get("cpu_nominal_peak")
+    if nominal:
+        text += (f"; the CPU's nominal peak is {format_rate(nominal['gflops'], 1)} GFLOP/s "
+                 f"({nominal['formula']})")
+    return text
+
+
 def _parity(doc: dict) -> list[str]:
     """What the parity column means in this run, and why any engine's times are not comparable."""
     p = doc.get("parity") or {}
@@ -136,10 +149,7 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
               "GFLOP/s they make (2 FLOPs per multiply-add of every Dense and Conv layer, a training step "
               "counted as 3× the forward pass: "
               f"{e(format_rate((doc.get('work') or {}).get('train_flops_per_example'), 0))} FLOPs per example), "
-              "that rate as a fraction of the machine's float32 peak measured with a NumPy GEMM "
-              f"({e(format_rate((doc.get('fingerprint') or {}).get('cpu_gemm_peak_gflops'), 1))} GFLOP/s at "
-              f"{e(str((doc.get('fingerprint') or {}).get('threads_requested', '?')))} threads), and the final "
-              "loss and accuracy.</p>",
+              f"that rate as a fraction of {e(_peak_sentence(doc))}, and the final loss and accuracy.</p>",
               _table([h for _, h, _ in SUMMARY_COLUMNS], summary_rows(doc), "summary")]
     parts += _parity(doc)
     parts += _semantics(doc)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import fingerprint, models, parity
+from . import devicepeak, fingerprint, models, parity
 
 ID_COLUMNS = ["engine", "mode", "framework", "framework_version", "device", "threads", "dataset", "model",
               "optimizer", "repeat"]
@@ -171,15 +171,21 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     rules = _maxpool_rules(spec, outcomes)
     parity_ = parity.engine_parity(frame, spec.model, spec.optimizer, rules)
-    # the machine's float32 peak, measured now that no engine runs (on a GPU run: the host's)
+    # the machine's float32 peak, measured now that no engine runs: the CPU's always, the GPU's on a cuda
+    # run (then the fraction of peak is of the GPU's)
     peak = fingerprint.gemm_peak(threads)
-    work = epoch_work(spec, plan, peak)
+    device_peak = devicepeak.probe("cuda") if spec.device == "cuda" else None
+    work = epoch_work(spec, plan, device_peak["gflops"] if device_peak and "gflops" in device_peak else peak)
+    work["peak_source"] = (f"{device_peak['device']} float32 GEMM ({device_peak['framework']})"
+                           if device_peak and "gflops" in device_peak else "CPU float32 GEMM (NumPy)")
     summary = summarise(frame, outcomes, parity_, work)
     checksums = _checksum_table(outcomes)
     warnings = [f"{o.run.label} {o.status}: {o.message}" if o.status in ("unavailable", "skipped") else o.message
                 for o in outcomes if not o.ok]
     warnings += [f"{label} fails parity: {parity.parity_failure(entry)}"
                  for label, entry in parity_.items() if entry.get("pass") is False]
+    if device_peak and "error" in device_peak:
+        warnings.append(f"{device_peak['error']}; fractions of peak are of the CPU's")
     if data.official_split is False:
         warnings.append(f"not the official train/test split: {data.split}")
     reported = {str(o.report.get("threads")) for o in outcomes if o.report}
@@ -189,6 +195,7 @@ def write(spec, plan, data, outcomes: list, out: Path, threads: int) -> Results:
         "spec": spec.to_dict(),
         "work": work,
         "fingerprint": {**env, "threads_requested": threads, "cpu_gemm_peak_gflops": peak,
+                        "cpu_nominal_peak": fingerprint.nominal_peak(threads), "device_gemm_peak": device_peak,
                         "data_source": data.source,
                         "data_split": data.split, "official_split": data.official_split},
         "engines": [{"engine": o.run.engine, "mode": o.run.mode, "repeat": o.repeat, "status": o.status,

@@ -249,10 +249,19 @@ def train_epoch(s, x: np.ndarray, y: np.ndarray) -> EpochRun:
         params, opt_state, loss = step(params, opt_state, xb, yb)
         out.append(loss)
     jax.block_until_ready((params, opt_state))
-    losses = np.array(jax.device_get(out), dtype=np.float64)
+    losses = _host_values(s, out)
     seconds = time.perf_counter() - start
     s.params, s.opt_state = params, opt_state
     return EpochRun(losses, seconds)
+
+
+def _host_values(s, scalars: list) -> np.ndarray:
+    """The step losses as float64 on the host, read inside the timed region. On the CPU each array is
+    read in place (``np.asarray``: a few microseconds for a tiny Iris epoch, where ``jax.device_get``
+    of the list costs ~40 µs, 6% of the epoch); on a GPU ``jax.device_get`` starts every copy at once."""
+    if s.device.platform == "cpu":
+        return np.array([np.asarray(v) for v in scalars], dtype=np.float64)
+    return np.array(s.jax.device_get(scalars), dtype=np.float64)
 
 
 def predict(s, x: np.ndarray) -> np.ndarray:

@@ -66,5 +66,50 @@ def test_the_summary_s_rates_follow_from_results_csv(tmp_path):
     assert row["first_epoch_examples_per_s"] == pytest.approx(120 / epoch_s[0])
     assert row["gflops"] == pytest.approx(120 / steady * 3 * 140 / 1e9)
     assert peak > 0 and row["peak_fraction"] == pytest.approx(row["gflops"] / peak)
+    assert work["peak_gflops"] == peak and work["peak_source"] == "CPU float32 GEMM (NumPy)"
+    assert summary["fingerprint"]["cpu_nominal_peak"] == fingerprint.nominal_peak(0)
+    assert summary["fingerprint"]["device_gemm_peak"] is None  # a CPU run probes no device
     header = " ".join(proc.stdout[proc.stdout.index(" engine "):].splitlines()[0].split())
     assert "steady epoch examples/s of peak" in header
+
+
+def _cpuinfo_text(model: str, cores: int, flags: str, mhz: str = "1000.000") -> str:
+    return "\n\n".join(f"processor\t: {i}\nmodel name\t: {model}\ncpu MHz\t\t: {mhz}\nphysical id\t: 0\n"
+                       f"core id\t\t: {i}\nflags\t\t: {flags}" for i in range(cores)) + "\n"
+
+
+def test_the_nominal_peak_of_a_known_cpu_is_its_published_one():
+    # Xeon Gold 6148: 20 cores, AVX-512 with 2 FMA units, 2.4 GHz base; Intel publishes 1536 GFLOP/s in
+    # float64 at base clock, i.e. 3072 in float32
+    text = _cpuinfo_text("Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz", 20, "fpu sse avx fma avx2 avx512f")
+    peak = fingerprint.nominal_peak(0, text)
+    assert peak["gflops"] == pytest.approx(3072)
+    assert "20 cores" in peak["formula"] and "AVX-512" in peak["formula"] and "model name" in peak["formula"]
+    assert fingerprint.nominal_peak(5, text)["gflops"] == pytest.approx(3072 / 4)  # 5 of 20 cores
+    avx2 = fingerprint.nominal_peak(0, _cpuinfo_text("Some CPU", 4, "avx fma avx2", mhz="3000.0"))
+    assert avx2["gflops"] == pytest.approx(4 * 8 * 2 * 2 * 3.0) and "cpu MHz" in avx2["formula"]
+    assert fingerprint.nominal_peak(0, _cpuinfo_text("Old CPU", 2, "sse sse2")) is None  # no vector FMA known
+
+
+def test_this_machine_s_measured_peak_is_below_its_nominal_one():
+    nominal = fingerprint.nominal_peak(1)
+    if nominal is None:
+        pytest.skip("the nominal peak cannot be derived on this machine (no /proc/cpuinfo, vector unit or clock)")
+    measured = fingerprint.gemm_peak(1, seconds=0.3)
+    # the clock read may be the base one while the core turbos: allow a margin above, none for "far above"
+    assert measured < 1.5 * nominal["gflops"], (measured, nominal)
+
+
+@needs_torch
+def test_the_device_gemm_probe_measures_in_a_fresh_process():
+    # the probe a cuda run makes, here on the CPU (no GPU on this machine): its CUDA lines are not executed
+    proc = subprocess.run([sys.executable, "-m", "bridge.devicepeak", "--device", "cpu", "--framework", "torch",
+                           "--seconds", "0.3"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert doc["device"] == "cpu" and doc["framework"].startswith("torch ") and doc["size"] == 1024
+    numpy_peak = fingerprint.gemm_peak(0, seconds=0.3)
+    assert 0.2 * numpy_peak < doc["gflops"] < 5 * numpy_peak, (doc, numpy_peak)
+    bad = subprocess.run([sys.executable, "-m", "bridge.devicepeak", "--device", "tpu"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "tpu" in bad.stderr
