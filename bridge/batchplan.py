@@ -171,7 +171,7 @@ def build(data: Dataset, spec, root: Path, initial: dict[str, np.ndarray]) -> Ba
         "official_split": data.official_split,
         "checksums": checksums,
     }
-    feature = cnn_feature_shape(data.input_shape) if spec.model == "cnn" else None
+    feature = cnn_feature_shape(data.input_shape, spec.filters) if spec.model == "cnn" else None
     weights_io.save(layouts.to_julia(initial, feature), root / "julia" / "weights")
     _write_text(root / "plan.toml", julia_toml(spec, meta, feature))
     _write_text(root / "plan.json", json.dumps(meta, indent=1))
@@ -213,5 +213,5 @@ def prepare(spec, root: Path) -> tuple[BatchPlan, Dataset]:
     data = datasets.load(spec)
     if spec.model == "mlp" and data.is_image:
         data = datasets.as_vectors(data)
-    shapes = parameter_shapes(spec.model, spec.dataset, data.input_shape, data.classes)
+    shapes = parameter_shapes(spec, data.input_shape, data.classes)
     return build(data, spec, root, glorot_uniform(shapes, spec.seed)), data

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import parity, registry
 from .progress import RunProgress, expected_runs
-from .spec import DATASET_DEFAULTS, FIELDS, Spec, SpecError, from_mapping, toml_values
+from .spec import DATASET_DEFAULTS, FIELDS, Spec, SpecError, describe_sizes, from_mapping, toml_values
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -51,16 +51,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print only the summary table and errors (no progress)")
     p.add_argument("--no-report", action="store_true", dest="no_report",
                    help="do not write figures/ and report.html into the output folder at the end")
+    add_spec_options(p)
+    return p
+
+
+def add_spec_options(p: argparse.ArgumentParser) -> None:
+    """One option per spec field (bridge.compare's and bridge.sweep's), with its default shown."""
     spec_group = p.add_argument_group("experiment spec (defaults shown)")
     for name, f in FIELDS.items():
         default = f.default if f.default is not MISSING else None
-        shown = ",".join(default) if isinstance(default, tuple) else default
+        shown = _shown(default)
         if default is None and name in DATASET_DEFAULTS["iris"]:
-            shown = ", ".join(f"{d[name]:g} for {dataset}" for dataset, d in DATASET_DEFAULTS.items())
+            shown = ", ".join(f"{_shown(d[name])} for {dataset}" for dataset, d in DATASET_DEFAULTS.items())
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         spec_group.add_argument(*flags, dest=name, default=None, metavar=name.split("_")[-1].upper(),
                                 help=f"{f.metadata.get('help', '')} (default: {shown if shown != '' else 'none'})")
-    return p
+
+
+def _shown(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def spec_from_args(args: argparse.Namespace) -> Spec:
@@ -156,7 +167,7 @@ def _main(argv: list[str]) -> int:
     if not args.out and (problem := resume.link_latest(out)):
         print(f"warning: {problem}", file=sys.stderr)
     if not args.quiet:
-        print(f"bridge: {spec.dataset} {spec.model}, {spec.optimizer} lr={spec.learning_rate:g}, batch "
+        print(f"bridge: {spec.dataset} {spec.model} ({describe_sizes(spec)}), {spec.optimizer} lr={spec.learning_rate:g}, batch "
               f"{spec.batch_size}, {spec.epochs} epochs, {spec.repeats} repeat(s), device {spec.device}, "
               f"threads {runner.resolve_threads(spec)} -> {out}", flush=True)
     previous = resume.Previous() if args.fresh else resume.finished(spec, out, runner.resolve_threads(spec))

@@ -12,7 +12,9 @@ The expected losses use the reference variant that models Flux and Knet on the C
 gradient rule (:mod:`bridge.parity`). The CNN plan is chosen so that the rule matters there: with
 Keras' exact rule its losses differ from the expected ones by far more than the tolerance (see
 ``tests/test_golden.py``), and its feature map (2×3×64 in Julia's W×H×C, from 3×20×16 inputs) is large
-enough and non-square, so a wrong flatten order fails too. Default DIR: ``julia/golden``.
+enough and non-square, so a wrong flatten order fails too. Two more plans, ``mlp_sized`` (hidden 8, 6) and
+``cnn_sized`` (one conv of 6 filters, dense 12), have sizes other than the defaults, which the Julia
+engines must read from the plan. Default DIR: ``julia/golden``.
 """
 from __future__ import annotations
 
@@ -31,12 +33,16 @@ PLANS = {
     "mlp": Spec(dataset="iris", epochs=2, batch_size=16),
     "cnn": Spec(dataset="synthetic", model="cnn", synthetic_shape="3,20,16", synthetic_samples=44, classes=4,
                 epochs=2, batch_size=16),
+    # sizes other than the defaults: the engines build their layers from the plan's shapes
+    "mlp_sized": Spec(dataset="iris", epochs=2, batch_size=16, hidden=(8, 6)),
+    "cnn_sized": Spec(dataset="synthetic", model="cnn", synthetic_shape="3,20,16", synthetic_samples=44, classes=4,
+                      epochs=2, batch_size=16, filters=(6,), dense=12),
 }
 """The saved plans; 44 CNN examples make batches of 16, 16 and 12 (a partial last batch)."""
 OPTIMIZERS = {"sgd": dict(optimizer="sgd", learning_rate=0.1), "adam": dict(optimizer="adam", learning_rate=0.01)}
 CNN_OPTIMIZERS = {"sgd": dict(optimizer="sgd", learning_rate=0.05), "adam": dict(optimizer="adam", learning_rate=0.001)}
 CASES = {f"{plan}-{name}": (plan, settings)
-         for plan in PLANS for name, settings in (CNN_OPTIMIZERS if plan == "cnn" else OPTIMIZERS).items()}
+         for plan in PLANS for name, settings in (CNN_OPTIMIZERS if plan.startswith("cnn") else OPTIMIZERS).items()}
 """case name -> (plan, the optimizer settings that replace the plan's)."""
 MAXPOOL_GRADIENT = "nnlib"
 """The max-pool gradient rule the expected losses follow: Flux's and Knet's on the CPU."""

@@ -4,9 +4,13 @@ The neutral layout is the Keras one: Dense kernels ``(in, out)``, Conv kernels H
 ``(kH, kW, Cin, Cout)``, and the first Dense after the convolutions reads the NHWC flatten order
 (index ``(h*W' + w)*C + c``). Engines with other layouts convert with :mod:`bridge.layouts`.
 
-- ``mlp``: Iris 4→10 relu→3; any other data F→256 relu→128 relu→K.
-- ``cnn``: Conv 3×3×32 relu → MaxPool 2 → Conv 3×3×64 relu → MaxPool 2 → Dense 128 relu → Dense K
-  (valid padding, stride 1, cross-correlation as Keras computes it).
+- ``mlp``: F → each of ``spec.hidden`` (Dense, relu) → K. Default widths by data set: Iris 10, others
+  256, 128.
+- ``cnn``: per ``spec.filters`` a Conv 3×3 relu → MaxPool 2 (default 32, 64), then Dense ``spec.dense``
+  relu (default 128) → Dense K (valid padding, stride 1, cross-correlation as Keras computes it).
+
+Engines build their layers from the plan's parameter shapes (:func:`layer_sizes`), never from the spec,
+so every engine, Julia's included, trains exactly the shapes the plan holds.
 Every model returns logits; the loss is softmax cross-entropy, mean over the batch.
 
 FLOPs (:func:`forward_flops`): 2 per multiply-add of every Dense and Conv layer; biases, activations,
@@ -16,63 +20,79 @@ the inputs and the weights of each layer, two products of the forward one's size
 """
 from __future__ import annotations
 
-MLP_HIDDEN = {"iris": (10,)}
-MLP_HIDDEN_DEFAULT = (256, 128)
-CNN_FILTERS = (32, 64)
 CNN_KERNEL = 3
 CNN_POOL = 2
-CNN_DENSE = 128
 TRAINING_FACTOR = 3
 
 
-def mlp_hidden(dataset: str) -> tuple[int, ...]:
-    return MLP_HIDDEN.get(dataset, MLP_HIDDEN_DEFAULT)
-
-
-def cnn_feature_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    """``(H', W', C')`` after the conv/pool stack, for an input ``(C, H, W)``."""
+def cnn_feature_shape(image_shape: tuple[int, int, int], filters: tuple[int, ...]) -> tuple[int, int, int]:
+    """``(H', W', C')`` after the conv/pool stack with ``filters``, for an input ``(C, H, W)``."""
     _, h, w = image_shape
-    for _ in CNN_FILTERS:
+    for _ in filters:
         h, w = (h - CNN_KERNEL + 1) // CNN_POOL, (w - CNN_KERNEL + 1) // CNN_POOL
-    return h, w, CNN_FILTERS[-1]
+    return h, w, filters[-1]
 
 
-def parameter_shapes(model: str, dataset: str, input_shape: tuple[int, ...], classes: int
-                     ) -> dict[str, tuple[int, ...]]:
-    """Parameter name → shape, in forward order. ``input_shape`` is ``(F,)`` or ``(C, H, W)``."""
+def parameter_shapes(spec, input_shape: tuple[int, ...], classes: int) -> dict[str, tuple[int, ...]]:
+    """Parameter name → shape, in forward order, for ``spec``'s model and sizes. ``input_shape`` is
+    ``(F,)`` or ``(C, H, W)``."""
     shapes: dict[str, tuple[int, ...]] = {}
-    if model == "mlp":
+    if spec.model == "mlp":
         width = 1
         for d in input_shape:
             width *= d
-        sizes = (width, *mlp_hidden(dataset), classes)
-    elif model == "cnn":
+        sizes = (width, *spec.hidden, classes)
+    elif spec.model == "cnn":
+        h, w, c = cnn_feature_shape(tuple(input_shape), tuple(spec.filters))  # >= 1: checked by the spec
         cin = input_shape[0]
-        for i, cout in enumerate(CNN_FILTERS):
+        for i, cout in enumerate(spec.filters):
             shapes[f"conv_{i}/kernel"] = (CNN_KERNEL, CNN_KERNEL, cin, cout)
             shapes[f"conv_{i}/bias"] = (cout,)
             cin = cout
-        h, w, c = cnn_feature_shape(input_shape)
-        sizes = (h * w * c, CNN_DENSE, classes)
+        sizes = (h * w * c, spec.dense, classes)
     else:
-        raise ValueError(f"model {model!r} is not known; accepted: mlp, cnn")
+        raise ValueError(f"model {spec.model!r} is not known; accepted: mlp, cnn")
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         shapes[f"dense_{i}/kernel"] = (n_in, n_out)
         shapes[f"dense_{i}/bias"] = (n_out,)
     return shapes
 
 
-def forward_flops(model: str, dataset: str, input_shape: tuple[int, ...], classes: int) -> int:
-    """Forward-pass FLOPs per example (2 per multiply-add; see the module's doc)."""
-    shapes = parameter_shapes(model, dataset, input_shape, classes)
+def layer_sizes(shapes: dict[str, tuple[int, ...]]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(conv filters, dense widths)`` of a model from its parameter shapes (a plan's ``parameters``):
+    what an engine builds its layers from. Dense widths include the logits layer."""
+    def widths(prefix: str) -> tuple[int, ...]:
+        out, i = [], 0
+        while f"{prefix}_{i}/kernel" in shapes:
+            out.append(int(shapes[f"{prefix}_{i}/kernel"][-1]))
+            i += 1
+        return tuple(out)
+    return widths("conv"), widths("dense")
+
+
+def parameter_count(shapes: dict[str, tuple[int, ...]]) -> int:
+    total = 0
+    for shape in shapes.values():
+        n = 1
+        for d in shape:
+            n *= d
+        total += n
+    return total
+
+
+def forward_flops(shapes: dict[str, tuple[int, ...]], input_shape: tuple[int, ...]) -> int:
+    """Forward-pass FLOPs per example of the model with parameter ``shapes`` (2 per multiply-add; see
+    the module's doc)."""
     flops = 0
-    if model == "cnn":
+    if "conv_0/kernel" in shapes:
         _, h, w = input_shape
-        for i in range(len(CNN_FILTERS)):
+        i = 0
+        while f"conv_{i}/kernel" in shapes:
             kh, kw, cin, cout = shapes[f"conv_{i}/kernel"]
             h, w = h - kh + 1, w - kw + 1  # valid, stride 1
             flops += 2 * h * w * kh * kw * cin * cout
             h, w = h // CNN_POOL, w // CNN_POOL
+            i += 1
     for name, shape in shapes.items():
         if name.startswith("dense_") and name.endswith("/kernel"):
             flops += 2 * shape[0] * shape[1]

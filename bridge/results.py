@@ -85,8 +85,10 @@ def throughput(steady_s: float, first_s: float, work: dict | None) -> dict:
 def epoch_work(spec, plan, peak_gflops: float | None) -> dict:
     """What one training epoch asks of an engine: examples, training FLOPs per example
     (``models.TRAINING_FACTOR`` × the forward pass), and the machine's measured peak to compare with."""
-    forward = models.forward_flops(spec.model, spec.dataset, tuple(plan.meta["input_shape"]), plan.meta["classes"])
-    return {"examples": plan.meta["n_train"], "forward_flops_per_example": forward,
+    shapes = {name: tuple(shape) for name, shape in plan.meta["parameters"].items()}
+    forward = models.forward_flops(shapes, tuple(plan.meta["input_shape"]))
+    return {"examples": plan.meta["n_train"], "parameters": models.parameter_count(shapes),
+            "forward_flops_per_example": forward,
             "train_flops_per_example": models.TRAINING_FACTOR * forward, "peak_gflops": peak_gflops}
 
 

@@ -22,6 +22,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .models import cnn_feature_shape
+
 DATASETS = ("iris", "fashion-mnist", "synthetic")
 MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "adam")
@@ -31,11 +33,11 @@ DATA_SOURCES = ("auto", "official", "npm", "cache")
 
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # the seed's setup: 4-10-3 MLP, Adam 0.01, batch 16, 100 epochs (about a second per engine)
-    "iris": dict(learning_rate=0.01, batch_size=16, epochs=100, timeout=1800.0),
+    "iris": dict(learning_rate=0.01, batch_size=16, epochs=100, timeout=1800.0, hidden=(10,)),
     # Adam 1e-3, batch 64, 5 epochs: the published accuracy of these models (MLP 256-128 about 0.88, the
     # 2-conv CNN about 0.90-0.92) in minutes per engine on a 2-core CPU (measured numbers: README)
-    "fashion-mnist": dict(learning_rate=0.001, batch_size=64, epochs=5, timeout=3600.0),
-    "synthetic": dict(learning_rate=0.001, batch_size=64, epochs=5, timeout=1800.0),
+    "fashion-mnist": dict(learning_rate=0.001, batch_size=64, epochs=5, timeout=3600.0, hidden=(256, 128)),
+    "synthetic": dict(learning_rate=0.001, batch_size=64, epochs=5, timeout=1800.0, hidden=(256, 128)),
 }
 """The fields whose default depends on the data set: a value left unset (None) takes the data set's."""
 
@@ -48,7 +50,13 @@ class SpecError(ValueError):
 class Spec:
     dataset: str = field(default="iris", metadata={"help": "data set: " + ", ".join(DATASETS)})
     model: str = field(default="mlp", metadata={
-        "help": "mlp (Iris 4-10-3, otherwise F-256-128-K) or cnn (conv32-pool-conv64-pool-dense128-dense K)"})
+        "help": "mlp (dense relu layers of --hidden widths, then the logits) or cnn (per --filters a 3x3 conv, "
+                "relu, 2x2 max-pool; then dense --dense relu, then the logits)"})
+    hidden: tuple[int, ...] | None = field(default=None, metadata={
+        "help": "mlp: the hidden layers' widths, comma-separated, e.g. 256,128"})
+    filters: tuple[int, ...] = field(default=(32, 64), metadata={
+        "help": "cnn: filters of each 3x3 conv (each followed by relu and a 2x2 max-pool), e.g. 32,64"})
+    dense: int = field(default=128, metadata={"help": "cnn: width of the dense layer before the logits"})
     optimizer: str = field(default="adam", metadata={"help": "sgd or adam (Keras semantics everywhere)"})
     learning_rate: float | None = field(default=None, metadata={"help": "step size"})
     beta_1: float = field(default=0.9, metadata={"help": "Adam first-moment decay"})
@@ -97,7 +105,18 @@ class Spec:
         d = self.to_dict()
         for k in ("engines", "repeats", "timeout"):
             d.pop(k)
+        # model sizes enter the hash only where they apply and differ from the defaults, so that the
+        # experiments written before they existed keep their hashes (and their results folders)
+        for k in MODEL_SIZE_FIELDS:
+            if k not in MODEL_SIZE_FIELDS_OF[self.model] or getattr(self, k) == self.default(k):
+                d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def default(self, name: str) -> Any:
+        """The value field ``name`` takes when left unset, for this spec's data set."""
+        if name in DATASET_DEFAULTS[self.dataset]:
+            return DATASET_DEFAULTS[self.dataset][name]
+        return FIELDS[name].default
 
     def to_toml(self) -> str:
         lines = []
@@ -118,6 +137,15 @@ class Spec:
 
 
 FIELDS = {f.name: f for f in fields(Spec)}
+MODEL_SIZE_FIELDS_OF = {"mlp": ("hidden",), "cnn": ("filters", "dense")}
+MODEL_SIZE_FIELDS = ("hidden", "filters", "dense")
+
+
+def describe_sizes(spec: Spec) -> str:
+    """The model's sizes in a few words: ``hidden 256,128`` or ``filters 32,64, dense 128``."""
+    if spec.model == "mlp":
+        return "hidden " + ",".join(map(str, spec.hidden))
+    return f"filters {','.join(map(str, spec.filters))}, dense {spec.dense}"
 
 
 def _one_of(name: str, value: Any, accepted: tuple[str, ...]) -> None:
@@ -143,6 +171,12 @@ def _validate(s: Spec) -> None:
         _positive(name, getattr(s, name))
     for name in ("threads", "train_size", "test_size", "seed"):
         _positive(name, getattr(s, name), allow_zero=True)
+    for name in ("hidden", "filters"):
+        widths = getattr(s, name)
+        if not widths or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+            raise SpecError(f"{name} must be one or more widths greater than zero, e.g. "
+                            f"{','.join(map(str, s.default(name)))}; got {widths!r}")
+    _positive("dense", s.dense)
     for name in ("beta_1", "beta_2"):
         v = getattr(s, name)
         if not (isinstance(v, (int, float)) and 0 <= v < 1):
@@ -160,8 +194,13 @@ def _validate(s: Spec) -> None:
     if s.model == "cnn" and not image:
         raise SpecError(f"model 'cnn' needs image data, but dataset {s.dataset!r} gives vectors; "
                         "use --dataset fashion-mnist, or synthetic with --synthetic_shape C,H,W")
-    if s.model == "cnn" and s.dataset == "synthetic" and min(shape[1:]) < 10:
-        raise SpecError(f"synthetic_shape {s.synthetic_shape!r} is too small for the cnn; H and W must be >= 10")
+    if s.model == "cnn":
+        c, h, w = (1, 28, 28) if s.dataset == "fashion-mnist" else shape
+        fh, fw, _ = cnn_feature_shape((c, h, w), s.filters)
+        if fh < 1 or fw < 1:
+            image = f"synthetic_shape {s.synthetic_shape!r}" if s.dataset == "synthetic" else f"{s.dataset}'s"
+            raise SpecError(f"filters {','.join(map(str, s.filters))}: {len(s.filters)} conv/pool stages shrink "
+                            f"{image} {h}x{w} images to nothing; give fewer filters or larger images")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -171,13 +210,11 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if kind.startswith("tuple"):
             items = value.split(",") if isinstance(value, str) else list(value)
+            if kind == "tuple[int, ...]":
+                return tuple(_coerce_int(v) for v in items if str(v).strip())
             return tuple(str(v).strip() for v in items if str(v).strip())
         if kind == "int":
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            if isinstance(value, bool):
-                raise ValueError
-            return int(value)
+            return _coerce_int(value)
         if kind == "float":
             if isinstance(value, bool):
                 raise ValueError
@@ -186,7 +223,15 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError
         return str(value)
     except (TypeError, ValueError):
+        if kind == "tuple[int, ...]":
+            raise SpecError(f"{name} {value!r} is not a list of whole numbers; give e.g. {name} = 64,32") from None
         raise SpecError(f"{name} {value!r} is not a valid {kind}") from None
+
+
+def _coerce_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError
+    return int(str(value).strip()) if isinstance(value, str) else int(value)
 
 
 def from_mapping(values: dict[str, Any], base: Spec | None = None, origin: str = "") -> Spec:
@@ -217,6 +262,16 @@ def toml_values(path: str | Path) -> dict[str, Any]:
         raise SpecError(f"config file {str(p)!r} cannot be read ({e.strerror}); give a readable TOML file") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"config file {str(p)!r} is not valid TOML ({e}); fix the file") from None
+    data = {k: v for k, v in data.items() if k != "sweep"}  # the grid of bridge.sweep: sweep_table
     if set(data) == {"spec"} and isinstance(data["spec"], dict):
         data = data["spec"]
     return data
+
+
+def sweep_table(path: str | Path) -> dict[str, Any]:
+    """The ``[sweep]`` table of a TOML file (bridge.sweep's grid axes), empty when there is none."""
+    with Path(path).open("rb") as fh:
+        table = tomllib.load(fh).get("sweep", {})
+    if not isinstance(table, dict):
+        raise SpecError(f"config file {str(path)!r}: sweep is not a table; write [sweep] then field = [values]")
+    return table

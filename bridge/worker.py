@@ -192,9 +192,31 @@ def run(job) -> int:
         return 1
 
 
+def die_with_parent(interval: float = 1.0) -> None:
+    """End this worker (its whole process group when it leads one, as the runner starts it) within
+    ``interval`` seconds of its parent's death. A parent killed outright (a Dask worker lost mid-sweep, a
+    SIGKILL) cannot stop its workers; without this they would run on, orphaned, and share the machine
+    with the next timed run. A daemon thread that wakes once a second: nothing measurable in an epoch."""
+    import signal
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                if os.getpgrp() == os.getpid():
+                    os.killpg(os.getpid(), signal.SIGKILL)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="bridge-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
     from .protocol import Job
 
+    die_with_parent()
     job = Job.load(Path(argv[0]))
     # the launcher sets them too (see worker_environment); a worker started by hand gets them here
     os.environ.update(worker_environment(job.threads, job.experiment.device))

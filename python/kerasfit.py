@@ -11,23 +11,24 @@ import time
 import numpy as np
 
 from bridge import layouts
-from bridge.models import CNN_DENSE, CNN_FILTERS, CNN_KERNEL, CNN_POOL, mlp_hidden
+from bridge.models import CNN_KERNEL, CNN_POOL, layer_sizes
 from bridge.protocol import EpochRun
 
 
-def build_model(keras, spec, input_shape: tuple[int, ...], classes: int):
-    """The Keras model for ``spec.model``; ``input_shape`` in plan layout ((F,) or (C, H, W))."""
-    if spec.model == "cnn":
+def build_model(keras, shapes: dict, input_shape: tuple[int, ...]):
+    """The Keras model with the plan's parameter ``shapes`` (:func:`bridge.models.layer_sizes`);
+    ``input_shape`` in plan layout ((F,) or (C, H, W))."""
+    filters, widths = layer_sizes(shapes)
+    if filters:
         c, h, w = input_shape
         layers = [keras.Input((h, w, c))]
-        for filters in CNN_FILTERS:
-            layers += [keras.layers.Conv2D(filters, CNN_KERNEL, activation="relu"),
-                       keras.layers.MaxPooling2D(CNN_POOL)]
-        layers += [keras.layers.Flatten(), keras.layers.Dense(CNN_DENSE, activation="relu")]
+        for n in filters:
+            layers += [keras.layers.Conv2D(n, CNN_KERNEL, activation="relu"), keras.layers.MaxPooling2D(CNN_POOL)]
+        layers.append(keras.layers.Flatten())
     else:
         layers = [keras.Input((int(np.prod(input_shape)),))]
-        layers += [keras.layers.Dense(n, activation="relu") for n in mlp_hidden(spec.dataset)]
-    layers.append(keras.layers.Dense(classes))
+    layers += [keras.layers.Dense(n, activation="relu") for n in widths[:-1]]
+    layers.append(keras.layers.Dense(widths[-1]))  # logits
     return keras.Sequential(layers)
 
 
@@ -50,7 +51,7 @@ def build(keras, job, mode: str) -> Session:
     s.keras, s.mode = keras, mode
     s.slices, s.batch_size = plan.batch_slices(), plan.batch_size
     s.image = len(plan.meta["input_shape"]) == 3
-    s.model = build_model(keras, spec, tuple(plan.meta["input_shape"]), plan.meta["classes"])
+    s.model = build_model(keras, plan.meta["parameters"], tuple(plan.meta["input_shape"]))
     weights = plan.weights()
     s.model.set_weights([weights[name] for name in plan.meta["parameters"]])
     s.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 from bridge import layouts
-from bridge.models import CNN_DENSE, CNN_FILTERS, CNN_KERNEL, CNN_POOL, cnn_feature_shape, mlp_hidden
+from bridge.models import CNN_KERNEL, CNN_POOL, cnn_feature_shape, layer_sizes
 from bridge.protocol import EpochRun
 
 FRAMEWORK = "torch"
@@ -47,29 +47,30 @@ INSTALL = ("pip install 'bridge[torch]' (CPU-only wheel: pip install torch "
 
 # --- model and optimizer -------------------------------------------------------------------------
 
-def build_model(torch, model: str, dataset: str, input_shape: tuple[int, ...], classes: int):
-    """``(nn.Sequential, [(parameter name, torch parameter)])`` for the plan's model;
-    ``input_shape`` in plan layout ((F,) or (C, H, W))."""
+def build_model(torch, shapes: dict, input_shape: tuple[int, ...]):
+    """``(nn.Sequential, [(parameter name, torch parameter)])`` for the plan's parameter ``shapes``
+    (:func:`bridge.models.layer_sizes`); ``input_shape`` in plan layout ((F,) or (C, H, W))."""
     nn = torch.nn
     layers, named = [], []
+    filters, widths = layer_sizes(shapes)
 
     def dense(i: int, n_in: int, n_out: int):
         layer = nn.Linear(n_in, n_out)
         named.extend([(f"dense_{i}/kernel", layer.weight), (f"dense_{i}/bias", layer.bias)])
         return layer
 
-    if model == "cnn":
+    if filters:
         cin = input_shape[0]
-        for i, cout in enumerate(CNN_FILTERS):
+        for i, cout in enumerate(filters):
             conv = nn.Conv2d(cin, cout, CNN_KERNEL)  # valid padding, stride 1
             named.extend([(f"conv_{i}/kernel", conv.weight), (f"conv_{i}/bias", conv.bias)])
             layers += [conv, nn.ReLU(), nn.MaxPool2d(CNN_POOL)]
             cin = cout
-        h, w, c = cnn_feature_shape(tuple(input_shape))
-        sizes = (h * w * c, CNN_DENSE, classes)
+        h, w, c = cnn_feature_shape(tuple(input_shape), filters)
+        sizes = (h * w * c, *widths)
         layers.append(nn.Flatten())
     else:
-        sizes = (int(np.prod(input_shape)), *mlp_hidden(dataset), classes)
+        sizes = (int(np.prod(input_shape)), *widths)
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(dense(i, n_in, n_out))
         if i < len(sizes) - 2:
@@ -173,8 +174,8 @@ def prepare(job):
     s.torch, s.device, s.cuda = torch, device, device.type == "cuda"
     s.slices = plan.batch_slices()
     input_shape = tuple(plan.meta["input_shape"])
-    s.model, named = build_model(torch, spec.model, spec.dataset, input_shape, plan.meta["classes"])
-    feature = cnn_feature_shape(input_shape) if spec.model == "cnn" else None
+    s.model, named = build_model(torch, plan.meta["parameters"], input_shape)
+    feature = cnn_feature_shape(input_shape, layer_sizes(plan.meta["parameters"])[0]) if spec.model == "cnn" else None
     converted = layouts.to_torch(plan.weights(), feature)
     if sorted(name for name, _ in named) != sorted(converted):
         raise RuntimeError(f"torch model parameters {[n for n, _ in named]} do not match the plan's "

@@ -76,13 +76,21 @@ def framework_check(name: str, calls: dict, timeout: float = 600) -> dict:
 
 # --- numbers shared by the engine unit tests (tests/test_pytorch.py, tests/test_jaxjit.py) ------------
 
-def random_weights(model: str, input_shape, classes: int, seed: int) -> dict:
-    """Glorot weights in the neutral layout for the fashion-mnist ``model`` on ``input_shape`` (plan
-    layout), with non-zero biases, so that their layout is checked too."""
+def model_shapes(model: str, input_shape, classes: int, **sizes) -> dict:
+    """Parameter shapes (neutral layout) of ``model`` on ``input_shape`` (plan layout) with ``classes``
+    outputs; ``sizes`` (hidden, filters, dense) default to the Fashion-MNIST defaults."""
     from bridge.models import parameter_shapes
+    from bridge.spec import Spec
+
+    return parameter_shapes(Spec(dataset="fashion-mnist", model=model, **sizes), tuple(input_shape), classes)
+
+
+def random_weights(model: str, input_shape, classes: int, seed: int, **sizes) -> dict:
+    """Glorot weights in the neutral layout for ``model`` (:func:`model_shapes`) on ``input_shape`` (plan
+    layout), with non-zero biases, so that their layout is checked too."""
     from bridge.weights import glorot_uniform
 
-    w = glorot_uniform(parameter_shapes(model, "fashion-mnist", input_shape, classes), seed)
+    w = glorot_uniform(model_shapes(model, input_shape, classes, **sizes), seed)
     r = np.random.default_rng(seed + 1)
     return {k: (v + r.uniform(-0.1, 0.1, v.shape).astype(np.float32)) if k.endswith("/bias") else v
             for k, v in w.items()}

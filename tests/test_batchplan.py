@@ -87,7 +87,7 @@ def test_weights_are_seeded_glorot_uniform_with_zero_biases(plan):
     limit = np.sqrt(6 / (3 * 3 * 2 + 3 * 3 * 32))
     assert k.shape == (3, 3, 2, 32) and np.abs(k).max() <= limit and np.abs(k).max() > 0.9 * limit
     assert not w["dense_1/bias"].any()
-    shapes = parameter_shapes("mlp", "iris", (4,), 3)
+    shapes = parameter_shapes(Spec(), (4,), 3)
     assert list(shapes) == ["dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias"]
     assert np.array_equal(glorot_uniform(shapes, 5)["dense_0/kernel"], glorot_uniform(shapes, 5)["dense_0/kernel"])
 

@@ -62,10 +62,11 @@ def test_nnlib_simulation_reproduces_expected_losses(case):
     assert nnlib <= tolerance(case)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if has_maxpool(c)])
+@pytest.mark.parametrize("case", [c for c in CASES if TOML["cases"][c]["plan"] == "cnn"])
 def test_cnn_fixtures_reject_exact_maxpool_routing(case):
     """The CNN plan has near-tie pooling windows that matter: with TensorFlow's exact rule the
-    losses leave the tolerance, so the fixtures really encode NNlib's rule."""
+    losses leave the tolerance, so the fixtures really encode NNlib's rule. (The cnn_sized plan is there
+    for its sizes, one conv of 6 filters; its Adam case does not tell the rules apart.)"""
     _, exact = result(case, "exact")
     assert exact > tolerance(case), f"{case}: the exact rule is within tolerance ({exact:.3e})"
 

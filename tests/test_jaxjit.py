@@ -11,13 +11,15 @@ from bridge.engines import numpy_nn
 from .support import (EPSILONS, displacement_error, framework_check, keras_adam_case, needs_jax,
                       optimizer_calls, random_weights, sgd_case, ulp_close)
 
-MODELS = {"cnn": (2, 14, 12), "mlp": (20,)}  # input shapes in plan layout
+# case -> model, input shape in plan layout, sizes (the defaults, and one other size per model)
+MODELS = {"cnn": ("cnn", (2, 14, 12), {}), "mlp": ("mlp", (20,), {}),
+          "cnn-1conv": ("cnn", (2, 14, 12), dict(filters=(3,), dense=7)), "mlp-3": ("mlp", (20,), dict(hidden=(9, 8, 6)))}
 
 
-def _model_case(model: str):
+def _model_case(case: str):
     """Keras-layout weights and float32 inputs in the engine's layout (NHWC or (N, F))."""
-    input_shape = MODELS[model]
-    weights = random_weights(model, input_shape, 5, 4)
+    model, input_shape, sizes = MODELS[case]
+    weights = random_weights(model, input_shape, 5, 4, **sizes)
     x = np.random.default_rng(20).standard_normal((4, *input_shape)).astype(np.float32)
     return weights, np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if model == "cnn" else x
 
@@ -26,19 +28,19 @@ def _model_case(model: str):
 def jax_answers():
     """Everything the tests below ask of JAX, computed in one subprocess."""
     calls = {}
-    for model in MODELS:
-        weights, x = _model_case(model)
-        calls[f"forward-{model}"] = dict(fn="forward", weights=weights, x=x)
+    for case in MODELS:
+        weights, x = _model_case(case)
+        calls[f"forward-{case}"] = dict(fn="forward", weights=weights, x=x)
     calls.update(optimizer_calls("optax", sgd_seed=21, adam_seed=2))
     return framework_check("jax_checks", calls)
 
 
 @needs_jax
-@pytest.mark.parametrize("model", list(MODELS))
-def test_jax_forward_computes_the_reference(jax_answers, model):
-    weights, x = _model_case(model)
-    want = numpy_nn.forward(model, {k: v.astype(np.float64) for k, v in weights.items()}, x)
-    np.testing.assert_allclose(jax_answers[f"forward-{model}"], want, rtol=1e-4, atol=1e-5)
+@pytest.mark.parametrize("case", list(MODELS))
+def test_jax_forward_computes_the_reference(jax_answers, case):
+    weights, x = _model_case(case)
+    want = numpy_nn.forward(MODELS[case][0], {k: v.astype(np.float64) for k, v in weights.items()}, x)
+    np.testing.assert_allclose(jax_answers[f"forward-{case}"], want, rtol=1e-4, atol=1e-5)
 
 
 @needs_jax

@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 
 from bridge import layouts
-from bridge.models import cnn_feature_shape, parameter_shapes
+from bridge.models import cnn_feature_shape
 from bridge.weights import glorot_uniform
+
+from .support import model_shapes
 
 rng = np.random.default_rng(0)
 
@@ -79,9 +81,9 @@ def test_first_dense_after_convs_reads_the_julia_flatten_order():
 
 
 def test_to_julia_converts_every_parameter_of_the_cnn():
-    shapes = parameter_shapes("cnn", "fashion-mnist", (1, 28, 28), 10)
+    shapes = model_shapes("cnn", (1, 28, 28), 10)
     w = glorot_uniform(shapes, 0)
-    j = layouts.to_julia(w, cnn_feature_shape((1, 28, 28)))
+    j = layouts.to_julia(w, cnn_feature_shape((1, 28, 28), (32, 64)))
     assert j["conv_0/kernel"].shape == (3, 3, 1, 32) and j["dense_0/kernel"].shape == (128, 1600)
     assert j["dense_1/kernel"].shape == (10, 128) and np.array_equal(j["dense_0/bias"], w["dense_0/bias"])
     assert all(a.flags.f_contiguous for a in j.values())
@@ -99,9 +101,9 @@ def test_dense_rows_nchw_reorder_reads_the_torch_flatten():
 
 
 def test_to_torch_layouts():
-    shapes = parameter_shapes("cnn", "fashion-mnist", (1, 28, 28), 10)
+    shapes = model_shapes("cnn", (1, 28, 28), 10)
     weights = glorot_uniform(shapes, 0)
-    t = layouts.to_torch(weights, cnn_feature_shape((1, 28, 28)))
+    t = layouts.to_torch(weights, cnn_feature_shape((1, 28, 28), (32, 64)))
     assert t["conv_0/kernel"].shape == (32, 1, 3, 3) and t["conv_1/kernel"].shape == (64, 32, 3, 3)
     assert t["dense_0/kernel"].shape == (128, 5 * 5 * 64) and t["dense_1/kernel"].shape == (10, 128)
     assert np.array_equal(t["conv_1/kernel"][5, 7], weights["conv_1/kernel"][:, :, 7, 5])

@@ -3,7 +3,8 @@ PyTorch, JAX, Flux, Knet) against the NumPy reference, same weights, same batche
 
 Per-step training loss, relative difference (bridge.parity.TOLERANCE): <= 1e-5 with SGD, <= 1e-4 with
 Adam, over the first bridge.parity.PARITY_STEPS steps (50 for an MLP, 10 for a CNN): the same numbers
-every run's summary reports, which the test checks too. Each engine is compared with the reference variant that models its max-pool
+every run's summary reports, which the test checks too. Two cases train sizes other than the defaults
+(three hidden layers; one conv stage of 8 filters and a dense 32). Each engine is compared with the reference variant that models its max-pool
 gradient rule (``parity.reference_mode``): the exact one for TensorFlow, PyTorch and XLA, NNlib's for
 Flux and Knet. On the CNN cases both variants run, and an engine must also be *outside* the tolerance of
 the other variant, so the comparison tells the rules apart.
@@ -35,6 +36,11 @@ CASES = {
     "fmnist-mlp-adam": dict(FMNIST, optimizer="adam", learning_rate=0.001, batch_size=32, train_size=1600, epochs=1),
     "fmnist-cnn-sgd": dict(FMNIST, model="cnn", optimizer="sgd", learning_rate=0.05, batch_size=32, train_size=320, epochs=1),
     "fmnist-cnn-adam": dict(FMNIST, model="cnn", optimizer="adam", learning_rate=0.001, batch_size=32, train_size=320, epochs=1),
+    # one size other than the default per model: every engine builds its layers from the plan's shapes
+    "fmnist-mlp3-adam": dict(FMNIST, optimizer="adam", learning_rate=0.001, batch_size=32, train_size=1600, epochs=1,
+                             hidden=(64, 32, 16)),
+    "fmnist-cnn1-adam": dict(FMNIST, model="cnn", optimizer="adam", learning_rate=0.001, batch_size=32, train_size=320,
+                             epochs=1, filters=(8,), dense=32),
 }
 NNLIB_VARIANT = f"{parity.REFERENCE}:{parity.REFERENCE_MODE['nnlib']}"
 

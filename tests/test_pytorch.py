@@ -8,17 +8,19 @@ import pytest
 
 from bridge import layouts
 from bridge.engines import numpy_nn
-from bridge.models import cnn_feature_shape
+from bridge.models import cnn_feature_shape, layer_sizes
 
-from .support import (EPSILONS, displacement_error, framework_check, keras_adam_case, needs_torch,
+from .support import (EPSILONS, displacement_error, framework_check, keras_adam_case, model_shapes, needs_torch,
                       optimizer_calls, random_weights, sgd_case, ulp_close)
 
-MODELS = {"cnn": (2, 14, 12), "mlp": (20,)}  # input shapes in plan layout
+# case -> model, input shape in plan layout, sizes (the defaults, and one other size per model)
+MODELS = {"cnn": ("cnn", (2, 14, 12), {}), "mlp": ("mlp", (20,), {}),
+          "cnn-1conv": ("cnn", (2, 14, 12), dict(filters=(3,), dense=7)), "mlp-3": ("mlp", (20,), dict(hidden=(9, 8, 6)))}
 
 
-def _model_case(model: str):
-    input_shape = MODELS[model]
-    weights = random_weights(model, input_shape, 5, 3)
+def _model_case(case: str):
+    model, input_shape, sizes = MODELS[case]
+    weights = random_weights(model, input_shape, 5, 3, **sizes)
     x = np.random.default_rng(10).standard_normal((4, *input_shape))  # plan layout: NCHW or (N, F)
     return input_shape, weights, x
 
@@ -27,22 +29,25 @@ def _model_case(model: str):
 def torch_answers():
     """Everything the tests below ask of PyTorch, computed in one subprocess."""
     calls = {}
-    for model in MODELS:
-        input_shape, weights, x = _model_case(model)
-        feature = cnn_feature_shape(input_shape) if model == "cnn" else None
-        calls[f"forward-{model}"] = dict(fn="model_forward", model=model, input_shape=np.array(input_shape),
-                                         classes=5, weights=layouts.to_torch(weights, feature), x=x)
+    for case, (model, _, sizes) in MODELS.items():
+        input_shape, weights, x = _model_case(case)
+        shapes = model_shapes(model, input_shape, 5, **sizes)
+        feature = cnn_feature_shape(input_shape, layer_sizes(shapes)[0]) if model == "cnn" else None
+        calls[f"forward-{case}"] = dict(fn="model_forward", shapes={k: np.array(v) for k, v in shapes.items()},
+                                        input_shape=np.array(input_shape), weights=layouts.to_torch(weights, feature),
+                                        x=x)
     calls.update(optimizer_calls("torch", sgd_seed=11, adam_seed=1))
     return framework_check("torch_checks", calls)
 
 
 @needs_torch
-@pytest.mark.parametrize("model", list(MODELS))
-def test_torch_model_from_the_converted_weights_computes_the_reference(torch_answers, model):
-    _, weights, x = _model_case(model)
+@pytest.mark.parametrize("case", list(MODELS))
+def test_torch_model_from_the_converted_weights_computes_the_reference(torch_answers, case):
+    model = MODELS[case][0]
+    _, weights, x = _model_case(case)
     params = {k: v.astype(np.float64) for k, v in weights.items()}
     want = numpy_nn.forward(model, params, x.transpose(0, 2, 3, 1) if model == "cnn" else x)
-    np.testing.assert_allclose(torch_answers[f"forward-{model}"], want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(torch_answers[f"forward-{case}"], want, rtol=1e-10, atol=1e-12)
 
 
 @needs_torch

@@ -13,34 +13,52 @@ import pandas as pd
 import pytest
 
 from bridge import fingerprint, models
+from bridge.spec import SpecError
 
-from .support import framework_check, needs_torch
+from .support import framework_check, model_shapes, needs_torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _flops(model, input_shape, classes, **sizes):
+    return models.forward_flops(model_shapes(model, input_shape, classes, **sizes), input_shape)
+
+
 def test_forward_flops_by_hand():
     # MLP: 2 per multiply-add of each Dense kernel
-    assert models.forward_flops("mlp", "iris", (4,), 3) == 2 * (4 * 10 + 10 * 3)
-    assert models.forward_flops("mlp", "fashion-mnist", (784,), 10) == 2 * (784 * 256 + 256 * 128 + 128 * 10)
+    assert _flops("mlp", (4,), 3, hidden=(10,)) == 2 * (4 * 10 + 10 * 3)
+    assert _flops("mlp", (784,), 10) == 2 * (784 * 256 + 256 * 128 + 128 * 10)
+    assert _flops("mlp", (784,), 10, hidden=(1024,)) == 2 * (784 * 1024 + 1024 * 10)
     # CNN on 1x28x28: conv 3x3x1x32 on 26x26 outputs, pool to 13x13, conv 3x3x32x64 on 11x11, pool to 5x5x64
     conv = 2 * 26 * 26 * 9 * 1 * 32 + 2 * 11 * 11 * 9 * 32 * 64
     dense = 2 * (5 * 5 * 64 * 128 + 128 * 10)
-    assert models.forward_flops("cnn", "fashion-mnist", (1, 28, 28), 10) == conv + dense == 5_262_080
+    assert _flops("cnn", (1, 28, 28), 10) == conv + dense == 5_262_080
     # a 3x20x16 input: 18x14 -> 9x7 -> 7x5 -> 3x2 feature map
     conv = 2 * 18 * 14 * 9 * 3 * 32 + 2 * 7 * 5 * 9 * 32 * 64
-    assert models.forward_flops("cnn", "synthetic", (3, 20, 16), 4) == conv + 2 * (3 * 2 * 64 * 128 + 128 * 4)
+    assert _flops("cnn", (3, 20, 16), 4) == conv + 2 * (3 * 2 * 64 * 128 + 128 * 4)
+    # other sizes: one conv of 8 filters (26x26 -> 13x13x8), dense 16
+    assert _flops("cnn", (1, 28, 28), 10, filters=(8,), dense=16) == (
+        2 * 26 * 26 * 9 * 8 + 2 * (13 * 13 * 8 * 16 + 16 * 10))
+
+
+def test_parameter_counts_and_a_cnn_too_deep_for_its_input():
+    assert models.parameter_count(model_shapes("mlp", (4,), 3, hidden=(10,))) == 4 * 10 + 10 + 10 * 3 + 3
+    with pytest.raises(SpecError, match="filters 8,8,8,8: 4 conv/pool stages shrink fashion-mnist's 28x28 images"):
+        model_shapes("cnn", (1, 28, 28), 10, filters=(8, 8, 8, 8))
 
 
 @needs_torch
 def test_forward_flops_agree_with_torch_s_flop_counter():
-    cases = {"cnn-28": ("cnn", (1, 28, 28), 10), "cnn-3x20x16": ("cnn", (3, 20, 16), 4),
-             "mlp-784": ("mlp", (784,), 10)}
+    cases = {"cnn-28": ("cnn", (1, 28, 28), 10, {}), "cnn-3x20x16": ("cnn", (3, 20, 16), 4, {}),
+             "mlp-784": ("mlp", (784,), 10, {}), "cnn-3conv": ("cnn", (1, 28, 28), 10, dict(filters=(4, 8, 16), dense=20)),
+             "mlp-3": ("mlp", (784,), 10, dict(hidden=(300, 100, 50)))}
+    shapes = {name: model_shapes(model, shape, classes, **sizes) for name, (model, shape, classes, sizes) in cases.items()}
     answers = framework_check("torch_checks", {
-        name: dict(fn="forward_flops", model=model, input_shape=np.array(shape), classes=classes)
-        for name, (model, shape, classes) in cases.items()})
-    for name, (model, shape, classes) in cases.items():
-        assert int(answers[name]) == models.forward_flops(model, "fashion-mnist", shape, classes), name
+        name: dict(fn="forward_flops", shapes={k: np.array(v) for k, v in shapes[name].items()},
+                   input_shape=np.array(cases[name][1]))
+        for name in cases})
+    for name, (model, shape, classes, _) in cases.items():
+        assert int(answers[name]) == models.forward_flops(shapes[name], shape), name
 
 
 def test_gemm_peak_is_a_plausible_rate():

@@ -34,17 +34,18 @@ def build(plan):
     return model
 
 
+def optimizer(hp):
+    if hp["optimizer"] == "sgd":
+        return keras.optimizers.SGD(learning_rate=hp["learning_rate"])
+    return keras.optimizers.Adam(learning_rate=hp["learning_rate"], beta_1=hp["beta_1"], beta_2=hp["beta_2"],
+                                 epsilon=hp["epsilon"])
+
+
 def main():
     plan_dir, out = args()
     plan = Plan(plan_dir)
-    hp = plan.hp
     model = build(plan)
-    if hp["optimizer"] == "sgd":
-        opt = keras.optimizers.SGD(learning_rate=hp["learning_rate"])
-    else:
-        opt = keras.optimizers.Adam(learning_rate=hp["learning_rate"], beta_1=hp["beta_1"],
-                                    beta_2=hp["beta_2"], epsilon=hp["epsilon"])
-    model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer=optimizer(plan.hp), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x_all = plan.x_train.transpose(0, 2, 3, 1) if plan.image else plan.x_train  # NCHW -> NHWC
     seconds = []
     for epoch in range(plan.epochs):

@@ -12,7 +12,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_fit import build  # noqa: E402  (the same Sequential model)
+from keras_fit import build, optimizer  # noqa: E402  (the same Sequential model and optimizer)
 from plan_files import Plan, args, save  # noqa: E402
 
 
@@ -22,11 +22,7 @@ def main():
     hp, b = plan.hp, plan.batch_size
     model = build(plan)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if hp["optimizer"] == "sgd":
-        opt = keras.optimizers.SGD(learning_rate=hp["learning_rate"])
-    else:
-        opt = keras.optimizers.Adam(learning_rate=hp["learning_rate"], beta_1=hp["beta_1"],
-                                    beta_2=hp["beta_2"], epsilon=hp["epsilon"])
+    opt = optimizer(hp)
 
     @tf.function
     def train_step(x, y):

@@ -8,10 +8,10 @@ from bridge.engines import pytorch as torch_engine
 from tests.framework_checks.exchange import serve
 
 
-def model_forward(model: str, input_shape: np.ndarray, classes: int, weights: dict, x: np.ndarray) -> np.ndarray:
-    """Logits in float64 of the engine's ``nn.Sequential`` (``build_model``) with ``weights`` (torch layout)
-    copied into its parameters, on ``x`` (plan layout: NCHW or (N, F))."""
-    net, named = torch_engine.build_model(torch, model, "fashion-mnist", tuple(int(n) for n in input_shape), classes)
+def model_forward(shapes: dict, input_shape: np.ndarray, weights: dict, x: np.ndarray) -> np.ndarray:
+    """Logits in float64 of the engine's ``nn.Sequential`` (``build_model`` of the parameter ``shapes``)
+    with ``weights`` (torch layout) copied into its parameters, on ``x`` (plan layout: NCHW or (N, F))."""
+    net, named = torch_engine.build_model(torch, shapes, tuple(int(n) for n in input_shape))
     net = net.double()
     with torch.no_grad():
         for name, p in named:
@@ -42,13 +42,13 @@ def adam_run(optimizer: str, w0: dict, grads: dict, lr: float, epsilon: float) -
     return {k: p.detach().numpy() for k, p in params.items()}
 
 
-def forward_flops(model: str, input_shape: np.ndarray, classes: int) -> int:
+def forward_flops(shapes: dict, input_shape: np.ndarray) -> int:
     """FLOPs of one example's forward pass through the engine's model, as torch's own FlopCounterMode
     counts them (2 per multiply-add of matmuls and convolutions; bias adds, activations, pooling: 0)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     shape = tuple(int(n) for n in input_shape)
-    net, _ = torch_engine.build_model(torch, model, "fashion-mnist", shape, classes)
+    net, _ = torch_engine.build_model(torch, shapes, shape)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         net(torch.zeros((1, *shape)))
