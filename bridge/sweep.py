@@ -5,8 +5,9 @@ A base spec (the options and ``--config`` of ``bridge.compare``) and one or more
 cartesian product of points. Each point is a complete comparison — its own data, plan and spec hash —
 run by :func:`bridge.runner.run` on a Dask worker; its results come back to the client as data and are
 written under ``OUT/points/<spec hash>/`` (the files ``bridge.compare`` writes, less the plan). Then
-``OUT/sweep.csv`` holds one tidy row per point × engine run × repeat (:data:`COLUMNS`), ``OUT/sweep.json``
-the sweep's definition, and ``OUT/report.html`` the figures (:mod:`bridge.sweepreport`).
+``OUT/sweep.csv`` holds one tidy row per point × engine run × repeat, ``OUT/sweep.json`` the sweep's
+definition (both written and read by :mod:`bridge.sweepresults`), and ``OUT/report.html`` the figures
+(:mod:`bridge.sweepreport`).
 
 Execution. By default an embedded ``LocalCluster``: one worker process with one thread and one
 :data:`RESOURCE` slot, so points run one at a time and no two timed runs share the machine.
@@ -28,7 +29,6 @@ import argparse
 import hashlib
 import itertools
 import json
-import os
 import shlex
 import socket
 import sys
@@ -39,21 +39,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from . import results
 from .spec import FIELDS, MODEL_SIZE_FIELDS, MODEL_SIZE_FIELDS_OF, Spec, SpecError, from_mapping
+from .sweepresults import (error_rows, finished, point_folder, point_rows, shown, table, write_definition,
+                           write_point, write_table)
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 RESOURCE = "bridge"  # the worker resource a point holds while it runs: one per node, one point at a time
 TOPIC = "bridge-sweep"  # Dask event topic of the points' progress
 NOT_AXES = ("engines", "repeats", "timeout")  # what the sweep as a whole sets, not a point
 INSTALL = "pip install 'bridge[sweep]'"
-# one row per point x engine run x repeat; the grid's fields come first, between "point" and "engine"
-COLUMNS = ["point", "engine", "repeat", "status", "parity_max_rel_diff", "parity_pass", "first_epoch_s",
-           "steady_epoch_s", "examples_per_s", "first_epoch_examples_per_s", "gflops", "peak_fraction",
-           "test_accuracy", "parameters", "forward_flops_per_example", "worker", "attempts", "error"]
 
 
 class SweepError(ValueError):
@@ -114,11 +108,7 @@ class Point:
 
     @property
     def label(self) -> str:
-        return " ".join(f"{k}={_shown(getattr(self.spec, k))}" for k in self.axes)
-
-
-def _shown(v: Any) -> str:
-    return "/".join(map(str, v)) if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)
+        return " ".join(f"{k}={shown(getattr(self.spec, k))}" for k in self.axes)
 
 
 def points(base: dict, axes: dict[str, list[Any]]) -> list[Point]:
@@ -191,99 +181,6 @@ def run_point(values: dict, key: str) -> dict:
     return {"point": key, "worker": address, "files": files}
 
 
-# --- the client ------------------------------------------------------------------------------------------------
-
-def point_folder(out: Path, point: Point) -> Path:
-    return out / "points" / point.key
-
-
-def finished(out: Path, point: Point, engines: tuple[str, ...], repeats: int) -> bool:
-    """The point's results are in OUT, for the same spec, engines and repeats."""
-    try:
-        doc = results.read_summary(point_folder(out, point))
-    except results.ResultsError:
-        return False
-    spec = doc.get("spec", {})
-    return (doc.get("fingerprint", {}).get("spec_hash") == point.key and tuple(spec.get("engines", ())) == engines
-            and spec.get("repeats") == repeats)
-
-
-def write_point(out: Path, point: Point, files: dict[str, bytes]) -> Path:
-    """The point's files under OUT/points/<hash>/, summary.json last (its presence marks the point done)."""
-    folder = point_folder(out, point)
-    (folder / "summary.json").unlink(missing_ok=True)
-    for name, data in sorted(files.items(), key=lambda kv: kv[0] == "summary.json"):
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    return folder
-
-
-def point_rows(point: Point, folder: Path, worker: str = "", attempts: int = 0) -> list[dict]:
-    """The sweep.csv rows of a finished point: one per engine run and repeat, from its own results
-    (results.csv and summary.json, read through :mod:`bridge.results`)."""
-    doc = results.read_summary(folder)
-    frame = results.read_frame(folder)
-    work = doc.get("work") or {}
-    times = results.epoch_times(frame)
-    accuracy = (frame[(frame.split == "test") & (frame.metric == "accuracy")].sort_values("epoch")
-                .groupby(["engine", "mode", "repeat"]).value.last())
-    runs = (doc.get("parity") or {}).get("runs", {})
-    rows = []
-    for run in doc.get("engines", []):
-        label, repeat = f"{run['engine']}/{run['mode']}", run["repeat"]
-        t = times[(times.engine == run["engine"]) & (times["mode"] == run["mode"]) & (times.repeat == repeat)]
-        first = float(t.first_epoch_s.iloc[0]) if len(t) else np.nan
-        steady = float(t.steady_epoch_s.iloc[0]) if len(t) else np.nan
-        parity_ = runs.get(label, {})
-        rows.append({"point": point.key, **{k: _shown(getattr(point.spec, k)) for k in point.axes},
-                     "engine": label, "repeat": repeat, "status": run["status"],
-                     "parity_max_rel_diff": parity_.get("max_rel_diff", np.nan), "parity_pass": parity_.get("pass"),
-                     "first_epoch_s": first, "steady_epoch_s": steady,
-                     **results.throughput(steady, first, work),
-                     "test_accuracy": accuracy.get((run["engine"], run["mode"], repeat), np.nan),
-                     "parameters": work.get("parameters"), "forward_flops_per_example": work.get("forward_flops_per_example"),
-                     "worker": worker, "attempts": attempts,
-                     "error": run.get("message", "") if run["status"] not in ("ok",) else ""})
-    return rows
-
-
-def error_rows(point: Point, error: str, worker: str = "", attempts: int = 0) -> list[dict]:
-    return [{"point": point.key, **{k: _shown(getattr(point.spec, k)) for k in point.axes}, "engine": "",
-             "repeat": np.nan, "status": "error", "worker": worker, "attempts": attempts, "error": error}]
-
-
-def table(rows: list[dict], axes: list[str]) -> pd.DataFrame:
-    """sweep.csv's frame: :data:`COLUMNS` with the grid's fields after ``point``."""
-    columns = COLUMNS[:1] + axes + COLUMNS[1:]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def write_table(out: Path, frame: pd.DataFrame) -> Path:
-    path = out / "sweep.csv"
-    tmp = path.with_name("sweep.csv.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
-
-
-def read_table(out: Path) -> tuple[pd.DataFrame, dict]:
-    """sweep.csv and sweep.json of a sweep folder: the one reader, for the report and for users."""
-    out = Path(out)
-    try:
-        definition = json.loads((out / "sweep.json").read_text())
-        frame = pd.read_csv(out / "sweep.csv", dtype={a: str for a in definition.get("axes", {})} | {
-            "point": str, "engine": str, "status": str, "worker": str, "error": str})
-    except (OSError, ValueError) as e:
-        raise results.ResultsError(f"{str(out)!r} holds no readable sweep (sweep.json, sweep.csv): {e}; give a "
-                                    "folder written by python -m bridge.sweep --out") from None
-    for c in ("engine", "status", "worker", "error"):
-        frame[c] = frame[c].fillna("")
-    return frame, definition
-
-
 # --- progress --------------------------------------------------------------------------------------------------
 
 class SweepProgress:
@@ -306,7 +203,8 @@ class SweepProgress:
 
     def _clock(self) -> str:
         elapsed = time.monotonic() - self.start
-        left = f", ~{_minutes(elapsed / self.done * (self.todo - self.done))} left" if self.done else ""
+        # the mean time per finished point, for every point not finished, less the running one's time so far
+        left = f", ~{_minutes(max(0.0, elapsed / self.done * self.todo - elapsed))} left" if self.done else ""
         return f"{self.done}/{self.todo} points, {_minutes(elapsed)} elapsed{left}"
 
     def on_event(self, event) -> None:
@@ -421,13 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     engines, repeats = first.engines, first.repeats
     out = Path(args.out) if args.out else Path("results") / f"sweep-{sweep_hash(pts, engines, repeats)}"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps({
+    write_definition(out, {
         "base": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
-        "axes": {k: list(dict.fromkeys(_shown(getattr(p.spec, k)) for p in pts)) for k in axes},
+        "axes": {k: list(dict.fromkeys(shown(getattr(p.spec, k)) for p in pts)) for k in axes},
         "spec": first.to_dict(),  # the first point's whole spec: the defaults every point shares
         "engines": list(engines), "repeats": repeats, "scheduler": args.scheduler or "embedded LocalCluster",
-        "points": [{"point": p.key, "label": p.label, **{k: _shown(getattr(p.spec, k)) for k in axes}}
-                   for p in pts]}, indent=1))
+        "points": [{"point": p.key, "label": p.label, **{k: shown(getattr(p.spec, k)) for k in axes}}
+                   for p in pts]})
     done = [p for p in pts if not args.fresh and finished(out, p, engines, repeats)]
     todo = [p for p in pts if p not in done]
     progress = SweepProgress(pts, len(todo), quiet=args.quiet)

@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 
 from .report import CSS, _table  # noqa: E402
 from .results import ResultsError, format_fraction, format_rate, format_seconds  # noqa: E402
-from .sweep import read_table  # noqa: E402
+from .sweepresults import read_table  # noqa: E402
 
 SIZE_AXES = ("hidden", "filters", "dense")
 FIGURES = {  # name -> (column, y label, log y, caption)
