@@ -73,9 +73,13 @@ def test_julia_s_gather_of_every_golden_epoch_is_python_s(plan):
 def test_golden_cases_share_one_plan_per_model_and_carry_the_parity_tolerance():
     doc = tomllib.loads((ROOT / "julia" / "golden" / "golden.toml").read_text())
     assert doc["tolerance"] == parity.TOLERANCE and doc["maxpool_gradient"] == "nnlib"
-    assert {c["plan"] for c in doc["cases"].values()} == {"mlp", "cnn"}
+    plans = ("mlp", "cnn", "mlp_sized", "cnn_sized")  # the default sizes, and other ones
+    assert {c["plan"] for c in doc["cases"].values()} == set(plans)
     assert {(c["plan"], c["optimizer"]) for c in doc["cases"].values()} == {
-        (p, o) for p in ("mlp", "cnn") for o in ("sgd", "adam")}
+        (p, o) for p in plans for o in ("sgd", "adam")}
+    sized = {p: tomllib.loads((ROOT / "julia" / "golden" / p / "plan.toml").read_text()) for p in plans}
+    # the sized plans' weights differ in shape from the default ones: Julia reads the sizes from the plan
+    assert sized["cnn_sized"]["feature_shape"][-1] == 6 and sized["cnn"]["feature_shape"][-1] == 64
     cnn = tomllib.loads((ROOT / "julia" / "golden" / "cnn" / "plan.toml").read_text())
     # a feature map larger than 1x1 and not square, so the WHCN flatten order is exercised
     h, w, _ = cnn["feature_shape"]

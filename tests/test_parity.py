@@ -102,8 +102,9 @@ def test_engine_matches_the_reference_step_by_step(case, run):
     assert row["parity_pass"] is True and row["parity_max_rel_diff"] == pytest.approx(rel.max(), rel=1e-12, abs=0)
     # the comparison is not vacuous: training moved the loss
     assert abs(ref[steps - 1] - ref[0]) > 1e-3
-    if spec.model == "cnn":
-        # ... and it tells the max-pool gradient rules apart: the other variant is out of reach
+    if spec.model == "cnn" and "filters" not in CASES[case.name]:
+        # ... and it tells the max-pool gradient rules apart: the other variant is out of reach (on the
+        # default CNN; the one-conv case is there for its sizes, and its variants differ by less)
         other_mode = next(m for m in (parity.REFERENCE_MODE["exact"], parity.REFERENCE_MODE["nnlib"]) if m != mode)
         other = parity.rel_diff(got[:steps], step_losses(frame, parity.REFERENCE, other_mode)[:steps]).max()
         print(f"{case.name} {run.label}: against reference/{other_mode} {other:.2e}")

@@ -10,8 +10,10 @@ def test_defaults_are_valid_and_describe_the_original_iris_comparison():
     assert (s.dataset, s.model, s.optimizer, s.epochs) == ("iris", "mlp", "adam", 100)
 
 
-def test_learning_rate_batch_size_epochs_and_timeout_default_by_data_set():
-    assert DATASET_DEFAULTS["iris"] == dict(learning_rate=0.01, batch_size=16, epochs=100, timeout=1800.0)
+def test_learning_rate_batch_size_epochs_timeout_and_hidden_widths_default_by_data_set():
+    assert DATASET_DEFAULTS["iris"] == dict(learning_rate=0.01, batch_size=16, epochs=100, timeout=1800.0,
+                                            hidden=(10,))
+    assert DATASET_DEFAULTS["fashion-mnist"]["hidden"] == DATASET_DEFAULTS["synthetic"]["hidden"] == (256, 128)
     for dataset, expected in DATASET_DEFAULTS.items():
         s = Spec(dataset=dataset, model="mlp")
         assert {name: getattr(s, name) for name in expected} == expected, dataset
