@@ -76,6 +76,13 @@ def framework_check(name: str, calls: dict, timeout: float = 600) -> dict:
 
 # --- numbers shared by the engine unit tests (tests/test_pytorch.py, tests/test_jaxjit.py) ------------
 
+# the engine unit tests' models: case -> model, input shape in plan layout, sizes (the defaults, and one
+# other size per model)
+MODEL_CASES = {"cnn": ("cnn", (2, 14, 12), {}), "mlp": ("mlp", (20,), {}),
+               "cnn-1conv": ("cnn", (2, 14, 12), dict(filters=(3,), dense=7)),
+               "mlp-3": ("mlp", (20,), dict(hidden=(9, 8, 6)))}
+
+
 def model_shapes(model: str, input_shape, classes: int, **sizes) -> dict:
     """Parameter shapes (neutral layout) of ``model`` on ``input_shape`` (plan layout) with ``classes``
     outputs; ``sizes`` (hidden, filters, dense) default to the Fashion-MNIST defaults."""

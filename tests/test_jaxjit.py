@@ -8,12 +8,10 @@ import pytest
 
 from bridge.engines import numpy_nn
 
-from .support import (EPSILONS, displacement_error, framework_check, keras_adam_case, needs_jax,
+from .support import (EPSILONS, MODEL_CASES, displacement_error, framework_check, keras_adam_case, needs_jax,
                       optimizer_calls, random_weights, sgd_case, ulp_close)
 
-# case -> model, input shape in plan layout, sizes (the defaults, and one other size per model)
-MODELS = {"cnn": ("cnn", (2, 14, 12), {}), "mlp": ("mlp", (20,), {}),
-          "cnn-1conv": ("cnn", (2, 14, 12), dict(filters=(3,), dense=7)), "mlp-3": ("mlp", (20,), dict(hidden=(9, 8, 6)))}
+MODELS = MODEL_CASES
 
 
 def _model_case(case: str):

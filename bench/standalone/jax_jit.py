@@ -55,18 +55,16 @@ def main():
     params = {k: jnp.asarray(v) for k, v in plan.weights.items()}
     m = jax.tree.map(jnp.zeros_like, params)
     v = jax.tree.map(jnp.zeros_like, params)
-    x_all = plan.x_train.transpose(0, 2, 3, 1) if plan.image else plan.x_train  # NCHW -> NHWC
     seconds, t = [], 0
     for epoch in range(plan.epochs):
-        order = plan.order(epoch)
-        x, y = np.ascontiguousarray(x_all[order]), plan.y_train[order]
+        x, y = plan.epoch(epoch, nhwc=True)
         start = time.perf_counter()
         for i in range(0, len(y), b):
             t += 1
             params, m, v, loss = step(params, m, v, np.float32(t), x[i:i + b], y[i:i + b])
         jax.block_until_ready(params)
         seconds.append(time.perf_counter() - start)
-    x_test = plan.x_test.transpose(0, 2, 3, 1) if plan.image else plan.x_test
+    x_test = plan.inputs(plan.x_test, nhwc=True)
     logits = np.asarray(jax.jit(forward, static_argnums=(2, 3))(params, x_test, conv, dense))
     save(out, seconds, logits, plan.y_test, framework=f"jax {jax.__version__}")
 

@@ -10,7 +10,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from plan_files import Plan, args, save  # noqa: E402
 
@@ -46,15 +45,13 @@ def main():
     plan = Plan(plan_dir)
     model = build(plan)
     model.compile(optimizer=optimizer(plan.hp), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x_all = plan.x_train.transpose(0, 2, 3, 1) if plan.image else plan.x_train  # NCHW -> NHWC
     seconds = []
     for epoch in range(plan.epochs):
-        order = plan.order(epoch)
-        x, y = np.ascontiguousarray(x_all[order]), plan.y_train[order]
+        x, y = plan.epoch(epoch, nhwc=True)
         start = time.perf_counter()
         model.fit(x, y, batch_size=plan.batch_size, epochs=1, shuffle=False, verbose=0)
         seconds.append(time.perf_counter() - start)
-    x_test = plan.x_test.transpose(0, 2, 3, 1) if plan.image else plan.x_test
+    x_test = plan.inputs(plan.x_test, nhwc=True)
     logits = keras.ops.convert_to_numpy(model(x_test, training=False))
     save(out, seconds, logits, plan.y_test, framework=f"keras {keras.__version__} ({keras.backend.backend()})")
 

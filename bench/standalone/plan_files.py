@@ -34,6 +34,14 @@ class Plan:
     def order(self, epoch: int) -> np.ndarray:
         return np.load(self.root / f"order.e{epoch:04d}.npy")
 
+    def epoch(self, epoch: int, nhwc: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The epoch's inputs and labels in training order, contiguous; images NHWC when asked."""
+        order = self.order(epoch)
+        return np.ascontiguousarray(self.inputs(self.x_train, nhwc)[order]), self.y_train[order]
+
+    def inputs(self, x: np.ndarray, nhwc: bool = False) -> np.ndarray:
+        return x.transpose(0, 2, 3, 1) if nhwc and self.image else x  # NCHW -> NHWC
+
 
 def save(path: str, epoch_seconds: list[float], test_logits: np.ndarray, y_test: np.ndarray, **extra) -> None:
     """The script's result: seconds per epoch, and the final test loss and accuracy (float64, from the

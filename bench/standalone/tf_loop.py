@@ -9,7 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_fit import build, optimizer  # noqa: E402  (the same Sequential model and optimizer)
@@ -31,17 +30,15 @@ def main():
         opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return loss
 
-    x_all = plan.x_train.transpose(0, 2, 3, 1) if plan.image else plan.x_train  # NCHW -> NHWC
     seconds = []
     for epoch in range(plan.epochs):
-        order = plan.order(epoch)
-        x, y = np.ascontiguousarray(x_all[order]), plan.y_train[order]
+        x, y = plan.epoch(epoch, nhwc=True)
         start = time.perf_counter()
         for i in range(0, len(y), b):
             loss = train_step(x[i:i + b], y[i:i + b])
         loss.numpy()
         seconds.append(time.perf_counter() - start)
-    x_test = plan.x_test.transpose(0, 2, 3, 1) if plan.image else plan.x_test
+    x_test = plan.inputs(plan.x_test, nhwc=True)
     logits = model(x_test, training=False).numpy()
     save(out, seconds, logits, plan.y_test, framework=f"tensorflow {tf.__version__}")
 
