@@ -167,7 +167,8 @@ def _main(argv: list[str]) -> int:
     if not args.out and (problem := resume.link_latest(out)):
         print(f"warning: {problem}", file=sys.stderr)
     if not args.quiet:
-        print(f"bridge: {spec.dataset} {spec.model} ({describe_sizes(spec)}), {spec.optimizer} lr={spec.learning_rate:g}, batch "
+        print(f"bridge: {spec.dataset} {spec.model} ({describe_sizes(spec)}), {spec.optimizer} "
+              f"lr={spec.learning_rate:g}, batch "
               f"{spec.batch_size}, {spec.epochs} epochs, {spec.repeats} repeat(s), device {spec.device}, "
               f"threads {runner.resolve_threads(spec)} -> {out}", flush=True)
     previous = resume.Previous() if args.fresh else resume.finished(spec, out, runner.resolve_threads(spec))

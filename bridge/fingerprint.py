@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,8 +98,6 @@ def _cpuinfo(text: str | None = None) -> list[dict[str, str]]:
 def _clock_ghz(cpu: dict[str, str]) -> tuple[float, str] | None:
     """The nominal clock: the one in the model name (``@ 2.20GHz``), else the base frequency sysfs gives,
     else ``cpu MHz`` (on a VM, the clock the hypervisor reports)."""
-    import re
-
     m = re.search(r"@\s*([\d.]+)\s*GHz", cpu.get("model name", ""))
     if m:
         return float(m.group(1)), "model name"
@@ -131,8 +130,8 @@ def nominal_peak(threads: int, cpuinfo: str | None = None) -> dict | None:
     cores = min(physical, threads) if threads > 0 else physical
     gflops = cores * lanes[0] * 2 * FMA_UNITS * clock[0]
     return {"gflops": gflops,
-            "formula": (f"{cores} core{'s' if cores != 1 else ''} x {lanes[0]} float32 lanes ({lanes[1]}) x 2 FLOPs per FMA x {FMA_UNITS} "
-                        f"FMA units (assumed) x {clock[0]:g} GHz ({clock[1]})")}
+            "formula": (f"{cores} core{'s' if cores != 1 else ''} x {lanes[0]} float32 lanes ({lanes[1]}) x "
+                        f"2 FLOPs per FMA x {FMA_UNITS} FMA units (assumed) x {clock[0]:g} GHz ({clock[1]})")}
 
 
 def parent(spec_hash: str) -> dict:

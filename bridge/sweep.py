@@ -120,7 +120,8 @@ def points(base: dict, axes: dict[str, list[Any]]) -> list[Point]:
     for combo in itertools.product(*axes.values()):
         values = dict(zip(axes, combo))
         try:
-            spec = from_mapping({**base, **values}, origin="the grid point " + " ".join(f"{k}={v}" for k, v in values.items()))
+            where = "the grid point " + " ".join(f"{k}={v}" for k, v in values.items())
+            spec = from_mapping({**base, **values}, origin=where)
         except SpecError as e:
             raise SweepError(str(e)) from None
         for name in axes:

@@ -38,7 +38,8 @@ FIGURES = {  # name -> (column, y label, log y, caption)
                "Achieved training GFLOP/s (2 FLOPs per multiply-add, a step counted as 3× the forward pass)."),
     "peak": ("peak_fraction", "fraction of the measured float32 peak", True,
              "Achieved GFLOP/s as a fraction of the machine's float32 peak measured with a GEMM at each point."),
-    "steady": ("steady_epoch_s", "steady epoch (s)", True, "Steady-state epoch time (median of the epochs after the first)."),
+    "steady": ("steady_epoch_s", "steady epoch (s)", True,
+               "Steady-state epoch time (median of the epochs after the first)."),
     "first_epoch": ("first_epoch_s", "first epoch (s)", True,
                     "First epoch time: tracing, compilation and the first pass over the data."),
 }
