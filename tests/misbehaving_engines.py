@@ -15,12 +15,14 @@ from bridge.engines import reference
 from bridge.protocol import EpochRun
 
 FRAMEWORK = "numpy"
-MODES = ("short", "nan", "nan_logits", "checksums", "own_checksums", "corrupt_plan", "chatty", "logits", "off")
+MODES = ("short", "nan", "inf", "nan_logits", "checksums", "own_checksums", "corrupt_plan", "chatty", "logits", "off",
+         "slightly_off")
 REQUIRES = ("numpy",)
 INSTALL = "nothing to install"
 
 NAN_EPOCH, NAN_STEP = 1, 2  # where mode nan's first non-finite loss is
 OFF_BY = 1e-3               # mode off reports every step loss this much too high (relative)
+SLIGHTLY_OFF_BY = 5e-5      # mode slightly_off: within the Adam tolerance (1e-4), outside the SGD one (1e-5)
 CORRUPTED_EPOCH = 1         # the epoch whose order mode corrupt_plan damages
 MALFORMED = ("@bridge {not json", "@bridge 42", '@bridge {"kind": "epoch", "epoch": ')
 CHATTER_BYTES = 1 << 20     # far past a pipe's buffer (64 KiB on Linux)
@@ -58,11 +60,15 @@ def train_epoch(s: Session, x, y) -> EpochRun:
         run.losses = run.losses[:-1]
     elif s.mode == "nan" and s.epoch == NAN_EPOCH:
         run.losses[NAN_STEP:] = np.nan
+    elif s.mode == "inf" and s.epoch == NAN_EPOCH:
+        run.losses[NAN_STEP] = np.inf  # infinite, not NaN: as much a divergence
     elif s.mode == "checksums":
         run.checksums = [batch_checksum(x[sl], y[sl]) for sl in s.slices]
         run.checksums[-1] = "00000000"
     elif s.mode == "off":  # trains right, reports wrong: only parity can tell
         run.losses = run.losses * (1 + OFF_BY)
+    elif s.mode == "slightly_off":
+        run.losses = run.losses * (1 + SLIGHTLY_OFF_BY)
     elif s.mode == "own_checksums":
         run.checksums = [batch_checksum(x[sl], y[sl]) for sl in s.slices]
     s.epoch += 1

@@ -157,3 +157,15 @@ def test_malformed_event_lines_and_a_megabyte_of_stdout_never_stop_the_reader(tm
     assert len(log) >= EPOCHS * misbehaving_engines.CHATTER_BYTES
     assert_reference_kept(r)
 
+
+
+def test_an_infinite_loss_is_a_divergence_too(tmp_path):
+    r = compare(tmp_path, "inf")
+    assert r.proc.returncode == 0, r.proc.stderr
+    e, step = misbehaving_engines.NAN_EPOCH, misbehaving_engines.NAN_STEP
+    assert_one_line(r, "diverged", f"diverged: first non-finite loss at epoch {e} step {step} (inf; "
+                                   f"results.csv step {e * IRIS_STEPS + step})")
+    mine = r.frame[(r.frame.engine == ENGINE) & (r.frame.metric == "accuracy")]
+    assert sorted(mine.epoch.unique()) == list(range(e + 1))  # training stopped after that epoch
+    assert r.row["status"] == "diverged"
+    assert_reference_kept(r)

@@ -307,3 +307,21 @@ def test_a_finished_run_of_another_engine_version_runs_again(tmp_path):
             "(--fresh reruns all)") in again.stdout
     assert "reference/float64 repeat 1:" in again.stdout
     assert json.loads(stamp.read_text())["versions"] == then["versions"]
+
+
+def test_a_run_timed_with_another_thread_count_runs_again(tmp_path):
+    """--threads 0 means every core: the same spec resolves to another count on another machine (or after
+    the folder moved), and runs timed with the old count are not reused."""
+    out = tmp_path / "out"
+    args = ("--engines", "reference", "--epochs", "2", "--out", str(out), "--no-report")
+    assert compare(*args).returncode == 0
+    stamp = out / "workers" / "reference-float64-r0.stamp.json"
+    then = json.loads(stamp.read_text())
+    assert then["threads"] == os.cpu_count()
+    stamp.write_text(json.dumps({**then, "threads": then["threads"] + 1}))  # as if timed on a larger machine
+    again = compare(*args)
+    assert again.returncode == 0, again.stderr
+    assert "reusing" not in again.stdout
+    assert (f"running again: reference/float64 (it ran with {then['threads'] + 1} threads, this run has "
+            f"{os.cpu_count()})") in again.stdout
+    assert json.loads(stamp.read_text())["threads"] == os.cpu_count()

@@ -85,3 +85,24 @@ def test_without_a_reference_parity_is_not_checked(tmp_path):
     assert summary["parity"]["runs"][HONEST] == {"checked": False, "compared_with": "reference/float64",
                                                   "reason": "reference/float64 did not run"}
     assert "Parity not checked" in report
+
+
+def test_the_tolerance_follows_the_optimizer_an_sgd_run_off_by_5e_5_fails(tmp_path):
+    """5e-5 is inside Adam's tolerance and outside SGD's: the same engine passes with Adam and fails
+    with SGD, and each summary names the tolerance of its own optimizer."""
+    slightly = f"{ENGINE}/slightly_off"
+    verdicts = {}
+    for optimizer, lr in (("adam", "0.01"), ("sgd", "0.1")):
+        out = tmp_path / optimizer
+        proc = subprocess.run([sys.executable, "-m", "bridge.compare", "--engines", f"reference,{ENGINE}:slightly_off",
+                               "--dataset", "iris", "--epochs", str(EPOCHS), "--optimizer", optimizer,
+                               "--learning_rate", lr, "--no-report", "--out", str(out)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["parity"]["tolerance"] == parity.TOLERANCE[optimizer]
+        entry = summary["parity"]["runs"][slightly]
+        assert entry["max_rel_diff"] == pytest.approx(misbehaving_engines.SLIGHTLY_OFF_BY, rel=1e-6)
+        verdicts[optimizer] = entry["pass"]
+    assert parity.TOLERANCE["sgd"] < misbehaving_engines.SLIGHTLY_OFF_BY < parity.TOLERANCE["adam"]
+    assert verdicts == {"adam": True, "sgd": False}

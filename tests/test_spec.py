@@ -1,4 +1,6 @@
 """The spec: defaults, TOML files, CLI precedence and clear errors for bad values."""
+from pathlib import Path
+
 import pytest
 
 from bridge.compare import parser, spec_from_args
@@ -85,3 +87,24 @@ def test_malformed_and_missing_config_files(tmp_path):
         load_toml(bad)
     with pytest.raises(SpecError, match="cannot be read"):
         load_toml(tmp_path / "missing.toml")
+
+
+def test_the_readme_s_table_of_defaults_by_data_set_is_what_the_spec_applies(monkeypatch):
+    """Every documented per-data-set default (README, "Defaults by data set") is the value a spec of that
+    data set takes, and --help shows it: a changed default fails here until the documentation says so."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("| data set | learning rate (Adam) | batch | epochs | timeout per engine run |"):]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("| `")]
+    documented = {}
+    for line in rows[:len(DATASET_DEFAULTS)]:
+        dataset, lr, batch, epochs, timeout = (c.strip().strip("`") for c in line.strip("|").split("|"))
+        documented[dataset] = dict(learning_rate=float(lr), batch_size=int(batch), epochs=int(epochs),
+                                   timeout=float(timeout.removesuffix(" s")))
+    assert set(documented) == set(DATASET_DEFAULTS)
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps at the terminal's width, even inside a name
+    help_text = " ".join(parser().format_help().split())
+    for dataset, values in documented.items():
+        spec = Spec(dataset=dataset)
+        assert {name: getattr(spec, name) for name in values} == values, dataset
+        assert f"{values['batch_size']} for {dataset}" in help_text, dataset
+        assert f"{values['learning_rate']:g} for {dataset}" in help_text, dataset

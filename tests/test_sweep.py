@@ -331,3 +331,20 @@ def test_a_failing_point_is_a_row_with_its_error_and_the_others_finish(tmp_path,
     assert len(ok) == 1 and ok.status.iloc[0] == "ok"
     assert len(failed) == 1 and failed.status.iloc[0] == "error" and str(bad) in failed.error.iloc[0]
     assert "warning: point" in proc.stderr and "sweep written to" in proc.stdout
+
+
+def test_a_rerun_with_more_repeats_runs_the_points_again(tmp_path):
+    """A point finished with 1 repeat is not the point asked for with 2: it runs again, and sweep.csv then
+    holds both repeats of every engine run of every point."""
+    out = tmp_path / "sweep"
+    args = (*IRIS, "--epochs", "2", "--engines", "reference", "--grid", "batch_size=16,32", "--out", str(out),
+            "--no-report")
+    first = run_sweep(*args)
+    assert first.returncode == 0, first.stderr
+    again = run_sweep(*args, "--repeats", "2")
+    assert again.returncode == 0, again.stderr
+    assert "finished earlier" not in again.stdout and again.stdout.count("started on") == 2
+    frame, _ = sweepresults.read_table(out)
+    assert sorted(frame.groupby("point").repeat.nunique()) == [2, 2]
+    kept = run_sweep(*args, "--repeats", "2")
+    assert kept.returncode == 0 and "2 finished earlier, kept" in kept.stdout

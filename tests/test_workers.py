@@ -37,3 +37,15 @@ def test_an_unknown_engine_is_a_usage_error(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "engine 'pytorch3' is not known; accepted: reference, keras, keras-jax, keras-torch, torch, jax, flux, knet" in proc.stderr
+
+
+def test_an_engine_run_stopped_by_its_timeout_alone_makes_the_exit_code_1(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "bridge.compare", "--engines", "reference,tests.faulty_engines:hang",
+                           "--epochs", "2", "--timeout", "8", "--no-report", "--out", str(out)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert {e["mode"]: e["status"] for e in summary["engines"]} == {"float64": "ok", "hang": "timeout"}
+    assert "tests.faulty_engines/hang passed its timeout of 8 s" in proc.stderr
