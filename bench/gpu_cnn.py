@@ -5,13 +5,13 @@
 
 Two runs on synthetic Fashion-MNIST-shaped data (no download needed):
 1. parity — 10 CNN steps, Adam, every available GPU engine against the NumPy reference (on the CPU),
-   each against the reference variant of its max-pool gradient rule (bridge.parity; on a GPU every
+   each against the reference variant of its max-pool gradient rule (bridge.experiment.semantics; on a GPU every
    engine's rule is compared with the exact variant, cuDNN's tie rule being undocumented);
 2. speed — 3 epochs of 12,800 examples at batch 128, 3 repeats, engines interleaved; steady-state
    epoch time and time to first epoch, as ratios to the first engine that ran.
 Every worker starts with NVIDIA_TF32_OVERRIDE=0 (cuBLAS and cuDNN honour it); the Python engines also
-turn TF32 off through their own settings. Every engine records its TF32 settings and synchronises the
-device before reading its clocks.
+turn TF32 off through their own settings. Every engine reports ``reduced_precision`` and, in its framework's
+words, ``precision``, and synchronises the device before reading its clocks.
 Needs bridge's dependencies importable (``pip install -e '.[torch,jax]'`` or equivalent).
 """
 from __future__ import annotations
@@ -20,9 +20,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from bridge import parity as semantics, registry, runner
-from bridge.results import format_table
-from bridge.spec import Spec
+from bridge.experiment.spec import Spec
+from bridge.results.parity import rel_diff
+from bridge.results.summary import format_table
+from bridge.running import runner, selection
 
 GPU_ENGINES = ("torch", "jax", "keras", "keras-jax", "keras-torch", "flux", "knet")
 DATA = dict(dataset="synthetic", model="cnn", synthetic_shape="1,28,28")
@@ -31,13 +32,13 @@ QUICK = dict(synthetic_samples=640, epochs=2, repeats=1)
 
 
 def available() -> tuple[str, ...]:
-    names = [e for e in GPU_ENGINES if e in registry.ENGINES and not registry.unavailable_reason(e)]
+    names = [e for e in GPU_ENGINES if e in selection.ENGINES and not selection.unavailable_reason(e)]
     if not names:
         sys.exit("no GPU-capable engine is installed here (torch, jax, keras, flux, knet)")
     return tuple(names)
 
 
-def parity(engines, out: Path, device: str) -> None:
+def parity_pass(engines, out: Path, device: str) -> None:
     spec = Spec(engines=("reference", *engines), synthetic_samples=320, batch_size=32, epochs=1,
                 optimizer="adam", learning_rate=0.001, device=device, **DATA)
     res = runner.run(spec, out)
@@ -48,13 +49,13 @@ def parity(engines, out: Path, device: str) -> None:
         ref = run["compared_with"]
         if ref and label in losses and ref in losses:
             print(f"  {label} ({run['maxpool_gradient']} max-pool gradient) vs {ref}: "
-                  f"{semantics.rel_diff(losses[label], losses[ref]).max():.2e}")
+                  f"{rel_diff(losses[label], losses[ref]).max():.2e}")
     for o in res.outcomes:
         if o.failed:
             print(f"  {o.message}")
 
 
-def speed(engines, out: Path, device: str, sizes: dict) -> None:
+def speed_pass(engines, out: Path, device: str, sizes: dict) -> None:
     spec = Spec(engines=engines, batch_size=128, optimizer="adam", learning_rate=0.001, device=device,
                 **sizes, **DATA)
     res = runner.run(spec, out)
@@ -68,9 +69,8 @@ def speed(engines, out: Path, device: str, sizes: dict) -> None:
                   f"{row.first_epoch_s / base.first_epoch_s:.2f}x")
     for o in res.outcomes:
         if o.report:
-            precision = {k: v for k, v in o.report.items()
-                         if any(w in k.lower() for w in ("tf32", "precision", "math_mode"))}
-            print(f"  {o.run.label} r{o.repeat}: device {o.report.get('device')}, {precision}")
+            print(f"  {o.run.label} r{o.repeat}: device {o.report.get('device')}, reduced precision "
+                  f"{o.report.get('reduced_precision')} ({o.report.get('precision')})")
 
 
 if __name__ == "__main__":
@@ -82,5 +82,5 @@ if __name__ == "__main__":
     args = p.parse_args()
     engines = tuple(args.engines.split(",")) if args.engines else available()
     print(f"engines: {', '.join(engines)}; device {args.device}", flush=True)
-    parity(engines, Path(args.out) / "parity", args.device)
-    speed(engines, Path(args.out) / "speed", args.device, QUICK if args.quick else SPEED)
+    parity_pass(engines, Path(args.out) / "parity", args.device)
+    speed_pass(engines, Path(args.out) / "speed", args.device, QUICK if args.quick else SPEED)

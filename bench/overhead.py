@@ -6,7 +6,7 @@ For every case (the Iris MLP at its defaults; a Fashion-MNIST CNN) and engine, `
 for E on the same batch plan (same model, batch, epochs, initial weights, data order; the framework's
 default threads; the same device: GPUs hidden). The order inside a pair alternates, so drift in the
 machine's speed falls on both sides. Each side's steady epoch is bridge's definition (median of the epochs
-after the first, :func:`bridge.results.epoch_times`); the table gives the median over pairs of the ratio
+after the first, :func:`bridge.results.summary.epoch_times`); the table gives the median over pairs of the ratio
 bridge / standalone with its min–max, the spread of the standalone runs alone (the noise floor), and the
 largest relative difference of the final test loss between the two sides (they trained the same thing).
 
@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bridge import batchplan, results
-from bridge.spec import from_mapping
+from bridge.experiment import plan as batchplan
+from bridge.experiment.spec import from_mapping
+from bridge.results import store
+from bridge.results.summary import epoch_times, format_seconds
 
 HERE = Path(__file__).resolve().parent
 STANDALONE = HERE / "standalone"
@@ -92,11 +94,11 @@ def run_bridge(spec, engine: str, out: Path) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]}
-    frame = results.read_frame(out)
-    times = results.epoch_times(frame).iloc[0]
+    frame = store.read_frame(out)
+    times = epoch_times(frame).iloc[0]
     last = frame[(frame.split == "test") & (frame.metric == "loss")].sort_values("epoch").iloc[-1]
     return {"steady_s": float(times.steady_epoch_s), "first_s": float(times.first_epoch_s),
-            "test_loss": float(last.value), "plan_hash": json.loads((out / "plan" / "plan.json").read_text())["spec_hash"]}
+            "test_loss": float(last.value), "plan_hash": batchplan.open_plan(out / "plan").spec_hash}
 
 
 def run_standalone(engine: str, plan_dir: Path, out: Path) -> dict:
@@ -108,7 +110,7 @@ def run_standalone(engine: str, plan_dir: Path, out: Path) -> dict:
     doc = json.loads(out.read_text())
     epochs = pd.DataFrame({"engine": engine, "mode": "", "repeat": 0, "metric": "epoch_s",
                            "epoch": range(len(doc["epoch_s"])), "value": doc["epoch_s"]})
-    times = results.epoch_times(epochs).iloc[0]  # bridge's steady-state definition, for both sides
+    times = epoch_times(epochs).iloc[0]  # bridge's steady-state definition, for both sides
     return {"steady_s": float(times.steady_epoch_s), "first_s": float(times.first_epoch_s),
             "test_loss": doc["test_loss"]}
 
@@ -146,7 +148,7 @@ def verdict(row: dict) -> str:
 
 
 def table(summary: pd.DataFrame) -> str:
-    f = results.format_seconds
+    f = format_seconds
     lines = ["| case | engine | bridge steady epoch | standalone | ratio (median) | ratio min–max | standalone spread "
              "| test-loss diff | verdict |", "|---|---|---|---|---|---|---|---|---|"]
     for r in summary.to_dict("records"):
@@ -168,7 +170,7 @@ def main(argv=None) -> int:
     for case in a.cases:
         spec = case_spec(case, a.epochs)
         plan_dir = out / case / "plan"
-        plan, _ = batchplan.prepare(spec, plan_dir)  # the standalone scripts read this folder
+        plan = batchplan.prepare(spec, plan_dir)  # the standalone scripts read this folder
         for pair in range(a.pairs):
             for engine in a.engines:
                 sides = ("bridge", "standalone") if pair % 2 == 0 else ("standalone", "bridge")
@@ -176,7 +178,7 @@ def main(argv=None) -> int:
                     where = out / case / engine.replace(":", "-") / f"{side}-{pair}"
                     if side == "bridge":
                         got = run_bridge(spec, engine, where)
-                        if "plan_hash" in got and got.pop("plan_hash") != plan.meta["spec_hash"]:
+                        if "plan_hash" in got and got.pop("plan_hash") != plan.spec_hash:
                             sys.exit(f"bridge ran another experiment than the standalone plan in {plan_dir}")
                     else:
                         where.mkdir(parents=True, exist_ok=True)
@@ -184,7 +186,7 @@ def main(argv=None) -> int:
                     rows.append({"case": case, "engine": engine, "pair": pair, "side": side, **got})
                     done = len(rows)
                     eta = (time.monotonic() - started) / done * (total - done)
-                    shown = results.format_seconds(got["steady_s"]) if "steady_s" in got else got["error"]
+                    shown = format_seconds(got["steady_s"]) if "steady_s" in got else got["error"]
                     print(f"[{done}/{total}, ~{eta / 60:.0f} min left] {case} {engine} {side}: {shown}", flush=True)
     runs = pd.DataFrame(rows)
     for col in ("steady_s", "first_s", "test_loss", "error"):

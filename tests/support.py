@@ -1,4 +1,5 @@
-"""What test modules share: the repository root, skip markers that name what is missing, and
+"""What test modules share: the repository root, skip markers that name what is missing,
+:func:`run_compare` (``python -m bridge.compare`` in a fresh process, as a user runs it) and
 :func:`framework_check`, which runs framework code in a subprocess of its own.
 
 The pytest process imports no framework (TensorFlow, PyTorch, JAX, Keras): PyPI's default PyTorch (the
@@ -6,21 +7,25 @@ CUDA build, with Triton) and TensorFlow in one process segfault. Engines run in 
 subprocesses (``bridge.runner.run``); the unit checks that need a framework run as
 ``python -m tests.framework_checks.<framework>`` (one subprocess per framework and test module) and hand
 back NumPy arrays, on which the tests assert. ``conftest.py`` fails the session should a framework get
-into the pytest process anyway.
+into the pytest process anyway. The stand-in engines the tests run are in ``tests/doubles/``.
 """
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from bridge import registry
+from bridge.running.selection import module as engine_module
 
 from .framework_checks import exchange
 
@@ -43,13 +48,68 @@ def needs(*modules: str, install: str):
 
 def needs_engine(engine: str):
     """Skip marker: the test needs the Python modules engine ``engine`` needs (its ``REQUIRES``)."""
-    mod = registry.module(engine)
+    mod = engine_module(engine)
     return needs(*mod.REQUIRES, install=mod.INSTALL)
 
 
 needs_tf = needs_engine("keras")  # tensorflow, keras
 needs_torch = needs_engine("torch")  # torch
 needs_jax = needs_engine("jax")  # jax, jaxlib, optax
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """This process's environment, with the repository root on ``PYTHONPATH`` (the test doubles are
+    ``tests.doubles.*`` engine modules) and ``extra`` variables."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def compare_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bridge.compare", *map(str, args)]
+
+
+@dataclass
+class CompareRun:
+    """A finished ``python -m bridge.compare``: the process, and what it wrote to ``out``."""
+    proc: subprocess.CompletedProcess
+    out: Path | None
+
+    @property
+    def returncode(self) -> int:
+        return self.proc.returncode
+
+    @property
+    def stdout(self) -> str:
+        return self.proc.stdout
+
+    @property
+    def stderr(self) -> str:
+        return self.proc.stderr
+
+    @cached_property
+    def summary(self) -> dict:
+        assert self.out is not None and (self.out / "summary.json").exists(), self.proc.stderr
+        return json.loads((self.out / "summary.json").read_text())
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """results.csv as pandas reads it (no column typed by bridge's reader)."""
+        return pd.read_csv(self.out / "results.csv")
+
+
+def run_compare(*args, out: Path | None = None, env: dict | None = None, cwd: Path = ROOT,
+                timeout: float = 300) -> CompareRun:
+    """``python -m bridge.compare ARGS [--out OUT]`` in a fresh process, as a user runs it (by default from
+    the repository root, with :func:`environment`)."""
+    argv = [*args, *(("--out", out) if out is not None else ())]
+    proc = subprocess.run(compare_command(*argv), cwd=cwd, env=env or environment(), capture_output=True, text=True,
+                          timeout=timeout)
+    return CompareRun(proc, Path(out) if out is not None else None)
+
+
+def start_compare(*args, env: dict | None = None, **popen) -> subprocess.Popen:
+    """``python -m bridge.compare ARGS`` started and left running (for signals and terminals)."""
+    return subprocess.Popen(compare_command(*args), cwd=ROOT, env=env or environment(), **popen)
 
 
 def framework_check(name: str, calls: dict, timeout: float = 600) -> dict:
@@ -63,8 +123,7 @@ def framework_check(name: str, calls: dict, timeout: float = 600) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bridge-{name}-") as tmp:
         request, answer = Path(tmp) / "request.npz", Path(tmp) / "answer.npz"
         exchange.save(request, calls)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
-                   PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+        env = environment(TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
         proc = subprocess.run([sys.executable, "-m", f"tests.framework_checks.{name}", str(request), str(answer)],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
@@ -74,7 +133,7 @@ def framework_check(name: str, calls: dict, timeout: float = 600) -> dict:
         return exchange.load(answer)
 
 
-# --- numbers shared by the engine unit tests (tests/test_pytorch.py, tests/test_jaxjit.py) ------------
+# --- numbers shared by the engine unit tests (tests/engines/test_torch.py, tests/engines/test_jax.py) ---
 
 # the engine unit tests' models: case -> model, input shape in plan layout, sizes (the defaults, and one
 # other size per model)
@@ -86,8 +145,8 @@ MODEL_CASES = {"cnn": ("cnn", (2, 14, 12), {}), "mlp": ("mlp", (20,), {}),
 def model_shapes(model: str, input_shape, classes: int, **sizes) -> dict:
     """Parameter shapes (neutral layout) of ``model`` on ``input_shape`` (plan layout) with ``classes``
     outputs; ``sizes`` (hidden, filters, dense) default to the Fashion-MNIST defaults."""
-    from bridge.models import parameter_shapes
-    from bridge.spec import Spec
+    from bridge.experiment.models import parameter_shapes
+    from bridge.experiment.spec import Spec
 
     return parameter_shapes(Spec(dataset="fashion-mnist", model=model, **sizes), tuple(input_shape), classes)
 
@@ -95,7 +154,7 @@ def model_shapes(model: str, input_shape, classes: int, **sizes) -> dict:
 def random_weights(model: str, input_shape, classes: int, seed: int, **sizes) -> dict:
     """Glorot weights in the neutral layout for ``model`` (:func:`model_shapes`) on ``input_shape`` (plan
     layout), with non-zero biases, so that their layout is checked too."""
-    from bridge.weights import glorot_uniform
+    from bridge.experiment.weights import glorot_uniform
 
     w = glorot_uniform(model_shapes(model, input_shape, classes, **sizes), seed)
     r = np.random.default_rng(seed + 1)
@@ -138,7 +197,7 @@ def optimizer_calls(own_adam: str, sgd_seed: int, adam_seed: int) -> dict:
 def keras_adam_case(steps: int, epsilon: float, seed: int):
     """``(w0, grads, keras)``: float32 weights, ``grads`` stacked per name (steps first), and the weights
     after ``steps`` steps of numpy_nn's Keras Adam (lr 0.01)."""
-    from bridge.engines import numpy_nn
+    from bridge.engines.common import numpy_nn
 
     r = np.random.default_rng(seed)
     shapes = {"k": (300, 7), "b": (7,), "c": (3, 3, 1, 32)}

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from .support import ROOT
+from tests.support import ROOT
 
 TESTS = '''
 import importlib.util

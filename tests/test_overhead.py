@@ -8,7 +8,7 @@ import sys
 
 import pandas as pd
 
-from .support import ROOT, needs_jax, needs_torch
+from tests.support import ROOT, needs_jax, needs_torch
 
 STANDALONE = ROOT / "bench" / "standalone"
 

@@ -23,13 +23,14 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_ships_the_engines_and_they_import_from_it(wheel, tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("bridge/engines/reference.py", "bridge/engines/tfkeras.py", "bridge/engines/numpy_nn.py",
-                   "bridge/data/iris.csv", "bridge/compare.py"):
+    for module in ("bridge/engines/reference.py", "bridge/engines/keras.py", "bridge/engines/common/numpy_nn.py",
+                   "bridge/experiment/datasets/iris.csv", "bridge/compare.py", "bridge/sweep/command.py",
+                   "bridge/julia/record.py", "bridge/running/worker.py", "bridge/presentation/html.py"):
         assert module in names, module
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
                    check=True, timeout=300)
-    code = ("import bridge.engines.tfkeras as k, bridge.engines.reference as r, bridge.datasets.iris as i;"
+    code = ("import bridge.engines.keras as k, bridge.engines.reference as r, bridge.experiment.datasets.iris as i;"
             "print(k.__file__); print(r.__file__); print(i.load().x_train.shape)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
                           capture_output=True, text=True, timeout=120)
@@ -50,7 +51,7 @@ def fresh_venv(wheel, tmp_path_factory) -> Path:
 
 
 def test_installed_wheel_finds_the_julia_packages_in_its_own_distribution(fresh_venv, tmp_path):
-    code = "from bridge import julia; print(julia.sources())"
+    code = "from bridge.julia import record; print(record.sources())"
     proc = subprocess.run([str(fresh_venv), "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     sources = Path(proc.stdout.strip())

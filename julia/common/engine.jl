@@ -67,7 +67,7 @@ thread_report(meta::AbstractDict) = Dict{String,Any}(
     keras_adam_constants(T, learning_rate, beta_1, beta_2, epsilon, t) -> (alpha, c1, c2, ϵ)
 
 Keras 3 Adam's scalars at step `t` in the parameter's element type `T`, rounded as Keras (TensorFlow
-backend) and python/numpy_nn.py round them: `beta` is rounded to `T` before the power; the power is
+backend) and python/common/numpy_nn.py round them: `beta` is rounded to `T` before the power; the power is
 taken in Float64 and rounded once (Base's Float32^Int returns x*x*x for t = 3, an ulp off the `powf`
 Keras calls, and 1 - beta_2^t amplifies that ~300x); `1 - beta` is computed in Float64, then rounded
 (0.1f0, not 1 - 0.9f0 = 0.100000024f0). Then `m += (g - m) * c1`, `v += (g^2 - v) * c2` and the

@@ -2,7 +2,7 @@
 # Included inside module BridgeFlux and module BridgeKnet (after `using NPZ, TOML`), with engine.jl.
 #
 # The including module defines the engine protocol, with the same names as the Python engines
-# (python/__init__.py), which `prepare(::Plan)`, `prepare(dir)` and `replay` below call:
+# (bridge/contract.py), which `prepare(::Plan)`, `prepare(dir)` and `replay` below call:
 #   prepare(meta::AbstractDict, weights::AbstractDict; device="cpu", threads=0) -> session
 #   train_epoch(session, x, y) -> (losses::Vector{Float32}, seconds::Float64)
 #   predict(session, x) -> Matrix{Float32}  (logits, classes × N, on the CPU)
@@ -13,7 +13,7 @@
 # x_train.npy / y_train.npy / x_test.npy / y_test.npy (C-order NumPy arrays, inputs (N, F) or NCHW)
 # and, per epoch e (0-based), order.eNNNN.npy: the 0-based Int32 permutation of the training split
 # that is the epoch's training order. An epoch is the training split gathered in that order
-# (Python's bridge.batchplan.gather; the golden fixtures hold Python's gather to compare with).
+# (Python's bridge.experiment.plan.gather; the golden fixtures hold Python's gather to compare with).
 
 "A saved batch plan: its folder and the contents of its plan.toml."
 struct Plan
@@ -53,7 +53,7 @@ epoch_data(p::Plan, e::Integer) = gather_examples(split_data(p, "train")..., epo
 split_data(p::Plan, name::AbstractString) =
     (julia_layout(npzread(joinpath(p.dir, "x_$(name).npy"))), npzread(joinpath(p.dir, "y_$(name).npy")))
 
-"Initial weights, name => array, already in Flux/Knet layout (converted by Python's bridge.layouts)."
+"Initial weights, name => array, already in Flux/Knet layout (converted by Python's bridge.experiment.layouts)."
 initial_weights(p::Plan) = Dict{String,Array{Float32}}(
     name => Float32.(npzread(joinpath(p.dir, "julia", "weights", replace(name, "/" => ".") * ".npy")))
     for name in p.meta["parameters"])

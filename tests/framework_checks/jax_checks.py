@@ -1,4 +1,4 @@
-"""JAX and optax for tests/test_jaxjit.py: the jax engine's forward pass, Keras' Adam as the engine's optax
+"""JAX and optax for tests/engines/test_jax.py: the jax engine's forward pass, Keras' Adam as the engine's optax
 transformation (and ``optax.adam``), optax's SGD step. Run by ``tests.support.framework_check``
 (JAX_PLATFORMS=cpu unless set)."""
 import os
@@ -9,19 +9,19 @@ import numpy as np  # noqa: E402
 import jax  # noqa: E402
 import optax  # noqa: E402
 
-from bridge.engines import jaxjit  # noqa: E402
+from bridge.engines import jax as jax_engine  # noqa: E402
 from tests.framework_checks.exchange import serve  # noqa: E402
 
 
 def forward(weights: dict, x: np.ndarray) -> np.ndarray:
     """The engine's jit-compiled ``forward`` (Keras layout weights, NHWC or (N, F) inputs)."""
-    return np.asarray(jax.jit(jaxjit.forward)(weights, x))
+    return np.asarray(jax.jit(jax_engine.forward)(weights, x))
 
 
 def adam_run(optimizer: str, w0: dict, grads: dict, lr: float, epsilon: float) -> dict:
     """The weights after ``len(grads[k])`` jit-compiled steps of ``optimizer``: ``keras`` (the engine's
     ``keras_adam``) or ``optax`` (``optax.adam``); ``grads[k]`` stacks the steps' gradients of ``k``."""
-    tx = jaxjit.keras_adam(lr, 0.9, 0.999, epsilon) if optimizer == "keras" else optax.adam(lr, eps=epsilon)
+    tx = jax_engine.keras_adam(lr, 0.9, 0.999, epsilon) if optimizer == "keras" else optax.adam(lr, eps=epsilon)
     params = {k: jax.numpy.asarray(v) for k, v in w0.items()}
     state = tx.init(params)
 

@@ -1,4 +1,4 @@
-"""TensorFlow and Keras (TensorFlow backend) for tests/test_numpy_nn.py: loss and gradients of a Keras
+"""TensorFlow and Keras (TensorFlow backend) for tests/engines/test_numpy_nn.py: loss and gradients of a Keras
 model, the max-pool gradient, optimizer trajectories. Run by ``tests.support.framework_check``."""
 import os
 

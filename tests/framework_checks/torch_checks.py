@@ -1,10 +1,10 @@
-"""PyTorch for tests/test_pytorch.py: the torch engine's model from given weights, torch's SGD step, and
+"""PyTorch for tests/engines/test_torch.py: the torch engine's model from given weights, torch's SGD step, and
 Keras' Adam as the engine's ``torch.optim`` optimizer (and torch's own Adam). Run by
 ``tests.support.framework_check``."""
 import numpy as np
 import torch
 
-from bridge.engines import pytorch as torch_engine
+from bridge.engines import torch as torch_engine
 from tests.framework_checks.exchange import serve
 
 

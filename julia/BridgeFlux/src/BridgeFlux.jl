@@ -3,7 +3,7 @@
 
 The Flux.jl engine of `bridge`: replays a saved batch plan (plan.toml, per-epoch batches, initial
 weights in Flux layout) with the same model, loss and optimizer arithmetic as the NumPy reference
-(`python/numpy_nn.py`), so its per-step losses can be compared with tf.keras and the reference.
+(`python/common/numpy_nn.py`), so its per-step losses can be compared with tf.keras and the reference.
 
 Python drives it through juliacall (`prepare`, `train_epoch`, `predict`, `engine_report`,
 `wrap_inputs`, `wrap_labels`); [`replay`](@ref) reruns a saved plan from the Julia REPL. The GPU path

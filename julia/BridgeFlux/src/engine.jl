@@ -1,4 +1,4 @@
-# The engine protocol on the Julia side (python/__init__.py): prepare, train_epoch, predict,
+# The engine protocol on the Julia side (bridge/contract.py): prepare, train_epoch, predict,
 # engine_report. BridgeKnet's engine.jl defines the same functions and helpers under the same names.
 
 """

@@ -10,7 +10,7 @@
     KerasAdam(learning_rate, beta_1, beta_2, epsilon)
 
 Adam exactly as Keras 3.15.1 (`keras/src/optimizers/adam.py`, `update_step`) and
-`python/numpy_nn.py`'s `Adam` compute it, in the parameter's element type (the constants and their
+`python/common/numpy_nn.py`'s `Adam` compute it, in the parameter's element type (the constants and their
 rounding: [`keras_adam_constants`](@ref)). Unlike `Optimisers.Adam` (rules.jl:216-225), epsilon is
 added to the square root of the uncorrected second moment: with `Optimisers.Adam` the steps differ
 from Keras' by ~1e-5 relative.

@@ -1,5 +1,5 @@
 # The Flux model, built from the plan's initial weights (already in Flux layout; see
-# bridge/layouts.py) so it starts from exactly the same parameters as every other engine.
+# bridge/experiment/layouts.py) so it starts from exactly the same parameters as every other engine.
 
 """
     build_model(w, meta) -> Chain
@@ -28,12 +28,12 @@ function build_model(w::AbstractDict, meta::AbstractDict)
             # NNlib's ∇maxpool gives a window's gradient to the first element ≈ the maximum (rtol
             # √eps(Float32); src/impl/pooling_direct.jl@v0.9.36:262), not the exact maximum. The
             # parity of this engine is measured against the reference variant with that rule
-            # (bridge/parity.py). On a GPU, cuDNN's pooling backward runs instead.
+            # (bridge/experiment/semantics.py). On a GPU, cuDNN's pooling backward runs instead.
             push!(layers, MaxPool((2, 2)))
         end
         # Column-major flatten of WHCN (index w + W*h + W*H*c), unlike Keras' NHWC flatten
         # ((h*W + w)*C + c). No permutedims is needed: Python already reordered the rows of
-        # dense_0/kernel for the WHCN order (bridge.layouts.dense_rows_nhwc_to_whcn).
+        # dense_0/kernel for the WHCN order (bridge.experiment.layouts.dense_rows_nhwc_to_whcn).
         push!(layers, Flux.flatten)
     elseif kind != "mlp"
         throw(unknown("model", kind, ("mlp", "cnn")))

@@ -1,7 +1,7 @@
 # Keras 3 optimizers, written out because Knet's differ: Knet's Adam (src/train20/update.jl@v1.4.10,
 # lines 559-570) adds ε to sqrt of the bias-corrected second moment and computes 1-β and β^t in
 # Float64. Keras adds ε to sqrt of the UNcorrected moment and folds the correction into the step
-# size. These mirror `SGD` and `Adam` of python/numpy_nn.py, in the parameter's eltype, in Knet's
+# size. These mirror `SGD` and `Adam` of python/common/numpy_nn.py, in the parameter's eltype, in Knet's
 # idiom: one optimizer object per parameter, kept in the `Param`'s `opt` field.
 
 "Keras SGD with momentum 0: `w -= g * lr`, lr rounded to the parameter's type."

@@ -1,5 +1,5 @@
-# The networks of python/numpy_nn.py in Knet's idiom: a struct of Params, called on a batch.
-# Layouts (converted once by Python's bridge.layouts): inputs F×N or W×H×C×N, dense weights
+# The networks of python/common/numpy_nn.py in Knet's idiom: a struct of Params, called on a batch.
+# Layouts (converted once by Python's bridge.experiment.layouts): inputs F×N or W×H×C×N, dense weights
 # (out, in), conv kernels (kW, kH, Cin, Cout) for cross-correlation.
 
 """
@@ -53,7 +53,7 @@ function (m::Model)(x)
         # user writes it: its CPU backward is NNlib's ∇maxpool (Knet src/ops20/conv.jl@v1.4.10:160,168),
         # which gives a window's gradient to the first element ≈ the maximum (rtol √eps(Float32);
         # NNlib src/impl/pooling_direct.jl@v0.8.21:238), not the exact maximum as Keras does. This
-        # engine's parity is measured against the reference variant with that rule (bridge/parity.py);
+        # engine's parity is measured against the reference variant with that rule (bridge/experiment/semantics.py);
         # on a GPU, cuDNN's pooling backward runs instead.
         x = pool(relu.(crosscor(w, x) .+ b))
     end

@@ -4,8 +4,8 @@ using BridgeKnet, Test, NPZ, TOML
 using Knet: Param, @diff, grad, pool
 
 const GOLDEN = joinpath(@__DIR__, "..", "..", "golden")
-# golden.toml (python -m bridge.golden): the cases, and the tolerance every engine's parity uses
-# (bridge/parity.py), by optimizer.
+# golden.toml (python -m bridge.julia.golden): the cases, and the tolerance every engine's parity uses
+# (bridge/results/parity.py), by optimizer.
 const CASES = TOML.parsefile(joinpath(GOLDEN, "golden.toml"))
 
 @testset "BridgeKnet" begin
@@ -57,7 +57,7 @@ const CASES = TOML.parsefile(joinpath(GOLDEN, "golden.toml"))
         @test BridgeKnet.crosscor(w, x) == x[1:2, 1:2, :, :]  # a true convolution gives x[2:3, 2:3]
     end
 
-    # Expected values: python/numpy_nn.py's Adam and SGD on the same float32 arrays. Knet's own Adam
+    # Expected values: python/common/numpy_nn.py's Adam and SGD on the same float32 arrays. Knet's own Adam
     # (ε on the corrected moment) gives 0.9900099f0 for the first entry after one step.
     @testset "Keras Adam: two float32 steps equal the NumPy reference's" begin
         w, g = Float32[1, -2], Float32[1f-4, -0.5]

@@ -1,0 +1,139 @@
+"""The engine contract: what bridge and an engine exchange, as types.
+
+An engine is one module (``python/`` holds the Python ones, installed as ``bridge.engines``; a
+third-party module path works too). At module level it names, without importing its framework:
+
+``FRAMEWORK``  the distribution whose version it reports (``"tensorflow"``; ``"keras/jax"``: Keras on JAX)
+``MODES``      the ways it can train, the first one the default (``("fit", "loop")``)
+``REQUIRES``   importable modules it needs; a missing one makes it unavailable here
+``INSTALL``    the command that installs them
+
+and three functions, called in this order in a fresh worker process (:mod:`bridge.running.worker`),
+after the thread and device settings are in the environment:
+
+``prepare(job: Job) -> (session, EngineReport)``
+    Import the framework, build the model from ``job.plan`` (parameter shapes and initial weights in the
+    neutral layout, converted with :mod:`bridge.experiment.layouts`) and the optimizer from
+    ``job.plan.optimizer``. Time the import and the build with :func:`stopwatch`.
+``train_epoch(session, x, y) -> EpochResult``
+    One pass over one epoch of the plan, in its batch order (``job.plan.batch_slices()``): the loss of
+    each batch before its update, and the seconds the pass took on the engine's own clock (device
+    synchronised; layout copies made before the clock starts).
+``predict(session, x) -> logits``
+    ``(N, classes)`` for inputs in plan layout; never timed. The worker computes every split's loss and
+    accuracy from them, in float64, the same way for every engine.
+
+Optional, also at module level:
+
+``unavailable_reason() -> str | None``
+    why the engine cannot run here beyond a missing ``REQUIRES`` module, with the fix (the Julia engines:
+    no Julia set up)
+``maxpool_gradient(mode, device) -> str``
+    the max-pool gradient rule the engine follows (a key of :data:`bridge.experiment.semantics.RULES`;
+    ``"exact"`` when not defined)
+``export_plan(plan) -> None``
+    write what the engine reads beside the plan, in the parent, before any worker starts (the Julia
+    engines: the initial weights in Julia layout)
+
+What the worker checks of every engine (one loss per batch, ``(N, classes)`` logits, finite values, the
+batches' checksums) and what each failure becomes is in :mod:`bridge.running.worker`; an engine holds no
+checking code. The Julia engines keep the same three names on the Julia side (``julia/common/plan.jl``).
+"""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator, Protocol, TypedDict
+
+import numpy as np
+
+from .experiment.plan import BatchPlan, open_plan
+
+
+@dataclass(frozen=True)
+class Job:
+    """One engine run, as the worker receives it (``workers/<run>.job.json``): which engine and mode,
+    which repeat, which plan, on which device with how many threads, the max-pool gradient rule the run
+    follows (decided once, by :func:`bridge.running.selection.select`), and where to write its record.
+    Everything about the experiment itself is in the plan."""
+    engine: str
+    mode: str
+    repeat: int
+    plan_dir: str
+    device: str
+    threads: int
+    maxpool_gradient: str
+    record_path: str
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self)))
+
+    @staticmethod
+    def load(path: Path) -> "Job":
+        return Job(**json.loads(Path(path).read_text()))
+
+    @cached_property
+    def plan(self) -> BatchPlan:
+        return open_plan(Path(self.plan_dir))
+
+
+@dataclass
+class EpochResult:
+    """What ``train_epoch`` returns."""
+    losses: np.ndarray
+    """Per-step training loss, ``(steps,)``: the loss of each batch before its update."""
+    seconds: float
+    """The engine's own clock over the pass, device synchronised."""
+    checksums: list[str] | None = None
+    """Only for an engine that can checksum what its framework actually read: CRC-32C per batch, in
+    :func:`bridge.experiment.plan.batch_checksum`'s format. They must agree with the worker's own."""
+
+
+class EngineReport(TypedDict, total=False):
+    """What ``prepare`` reports, in one vocabulary for every engine (more keys are welcome: they are kept
+    and shown as they are)."""
+    framework: str
+    """Filled by the worker from the module's ``FRAMEWORK``."""
+    framework_version: str
+    device: str
+    """``"cpu"`` or the GPU's name as the framework gives it."""
+    threads: int
+    """The compute threads the framework reports it uses."""
+    import_s: float
+    """Seconds to import the framework (monotonic clock)."""
+    build_s: float
+    """Seconds to build the model and the optimizer."""
+    reduced_precision: bool
+    """Whether the framework may use reduced-precision passes (TF32) for float32 matmuls and convolutions."""
+    precision: str
+    """The framework's own settings behind ``reduced_precision``, in its words."""
+    maxpool_gradient: str
+    """The run's max-pool gradient rule (CNN runs; filled by the worker)."""
+
+
+class Engine(Protocol):
+    """An engine module, as a type: a module with these names satisfies it."""
+    FRAMEWORK: str
+    MODES: tuple[str, ...]
+    REQUIRES: tuple[str, ...]
+    INSTALL: str
+
+    def prepare(self, job: Job) -> tuple[Any, EngineReport]: ...
+
+    def train_epoch(self, session: Any, x: np.ndarray, y: np.ndarray) -> EpochResult: ...
+
+    def predict(self, session: Any, x: np.ndarray) -> np.ndarray: ...
+
+
+@contextmanager
+def stopwatch(report: dict, key: str) -> Iterator[None]:
+    """``report[key]``: the seconds the block took, on the monotonic clock (``import_s``, ``build_s``)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        report[key] = time.perf_counter() - start

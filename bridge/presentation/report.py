@@ -1,0 +1,160 @@
+"""The report of a results folder: figures and one self-contained HTML page, from saved files only.
+
+``DIR/report.html`` is a pure function of ``results.csv`` and ``summary.json``: the summary table, the
+warnings, every figure (:mod:`.figures`), the spec and the environment fingerprint of every engine run,
+made of the pieces in :mod:`.html`. ``python -m bridge.report`` redraws it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..files import atomic_write
+from ..results import parity
+from ..results.store import read_summary
+from ..results.summary import format_fraction, format_number, format_rate, format_seconds
+from . import figures, html
+
+SUMMARY_COLUMNS = [("engine", "engine", str), ("framework", "framework", str), ("status", "status", str),
+                   ("runs", "runs", str), ("parity", "parity", str), ("first_epoch_s", "first epoch", format_seconds),
+                   ("steady_epoch_s", "steady epoch", format_seconds),
+                   ("examples_per_s", "examples/s", format_rate),
+                   ("gflops", "GFLOP/s", lambda v: format_rate(v, 1)),
+                   ("peak_fraction", "of measured peak", format_fraction),
+                   ("train_loss", "train loss", format_number),
+                   ("test_loss", "test loss", format_number), ("test_accuracy", "test accuracy", format_number)]
+
+TIME_COLUMNS = ("first_epoch_s", "steady_epoch_s", "examples_per_s", "gflops", "peak_fraction")
+NOT_COMPARABLE = "not comparable"
+
+
+def summary_rows(doc: dict) -> list[list[str]]:
+    """The summary table's cells, formatted as in the report; an engine that fails parity has its times
+    shown as "not comparable" (the reason is under the table)."""
+    def cell(rec, key, fmt):
+        if key in TIME_COLUMNS and rec.get("parity_pass") is False:
+            return NOT_COMPARABLE
+        return fmt(rec.get(key)) if rec.get(key) is not None else "-"
+    return [[cell(rec, key, fmt) for key, _, fmt in SUMMARY_COLUMNS] for rec in doc.get("summary", [])]
+
+
+def _peak_sentence(doc: dict) -> str:
+    """Which peak the fractions are of, measured how, and the nominal peak where it could be derived."""
+    work, fp = doc.get("work") or {}, doc.get("fingerprint") or {}
+    source = work.get("peak_source", "CPU float32 GEMM (NumPy)")
+    text = (f"the float32 peak measured with a {source} ({format_rate(work.get('peak_gflops'), 1)} GFLOP/s"
+            + (f" at {fp.get('threads_requested')} threads" if source.startswith("CPU") else "") + ")")
+    nominal = fp.get("cpu_nominal_peak")
+    if nominal:
+        text += (f"; the CPU's nominal peak is {format_rate(nominal['gflops'], 1)} GFLOP/s "
+                 f"({nominal['formula']})")
+    return text
+
+
+def _parity(doc: dict) -> list[str]:
+    """What the parity column means in this run, and why any engine's times are not comparable."""
+    p = doc.get("parity") or {}
+    runs = p.get("runs", {})
+    e = html.escape
+    if not any("pass" in r for r in runs.values()):
+        return ["<p id='parity'>Parity not checked: no reference run to compare with (add "
+                "<code>reference</code> to <code>--engines</code>).</p>"]
+    text = (f"<p id='parity'>Parity: the largest relative difference of each engine's per-step training loss "
+            f"from the reference variant that models it, over the first {e(str(p.get('steps')))} steps; "
+            f"within {e(str(p.get('tolerance')))} is ok. Speed is compared only between engines that pass.</p>")
+    failed = [f"<li>{e(label)}: {e(parity.parity_failure(r))}</li>" for label, r in runs.items()
+              if r.get("pass") is False]
+    return [text] + ([f"<div class='warnings' id='parity-failures'><ul>{''.join(failed)}</ul></div>"]
+                     if failed else [])
+
+
+def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
+    """The report page: ``doc`` is summary.json, ``images`` maps figure name → PNG bytes."""
+    e = html.escape
+    spec, fp = doc.get("spec", {}), doc.get("fingerprint", {})
+    heading = title or " · ".join(str(spec.get(k, "")) for k in ("dataset", "model", "optimizer"))
+    subtitle = (f"{e(str(spec.get('epochs', '?')))} epochs, batch {e(str(spec.get('batch_size', '?')))}, "
+                f"{e(str(spec.get('repeats', '?')))} repeat(s), device {e(str(spec.get('device', '?')))}, "
+                f"spec hash <code>{e(str(fp.get('spec_hash', '?')))}</code>, bridge commit "
+                f"<code>{e(str(fp.get('git_commit', '?')))}</code>")
+    parts = [html.warnings(doc.get("warnings", []), "Warnings", "No warnings: every engine ran, on the same batches.")]
+    identical = doc.get("batches_identical")
+    parts.append(f"<p>Every engine trained on the batches of the plan (CRC-32C checked): "
+                 f"<strong>{'yes' if identical else 'no'}</strong>.</p>")
+    parts += ["<h2 id='summary'>Summary</h2>",
+              "<p>Per engine, over repeats: medians of the time to the first epoch and of the steady-state "
+              "epoch time (median of the epochs after the first), the training examples per second and "
+              "GFLOP/s they make (2 FLOPs per multiply-add of every Dense and Conv layer, a training step "
+              "counted as 3× the forward pass: "
+              f"{e(format_rate((doc.get('work') or {}).get('train_flops_per_example'), 0))} FLOPs per example), "
+              f"that rate as a fraction of {e(_peak_sentence(doc))}, and the final loss and accuracy.</p>",
+              html.table([h for _, h, _ in SUMMARY_COLUMNS], summary_rows(doc), "summary")]
+    parts += _parity(doc)
+    parts += _semantics(doc)
+    parts.append("<h2 id='figures'>Figures</h2>")
+    for name, png in images.items():
+        caption = figures.FIGURES[name][2] if name in figures.FIGURES else name
+        parts.append(html.figure(name, png, caption,
+                                 f"<code>figures/{e(name)}.png</code> and <code>figures/{e(name)}.svg</code>"))
+    if not images:
+        parts.append("<p>No figures: no engine completed an epoch.</p>")
+    runs = [[f"{r.get('engine')}/{r.get('mode')}", r.get("repeat"), r.get("status"), r.get("epochs_completed"),
+             format_seconds(r.get("wall_s")), r.get("message", "")] for r in doc.get("engines", [])]
+    parts += ["<h2 id='engines'>Engine runs</h2>",
+              html.table(["engine", "repeat", "status", "epochs", "wall time", "message"], runs)]
+    parts += ["<h2 id='spec'>Spec</h2>", html.pairs(spec),
+              "<h2 id='environment'>Environment</h2><h3>Parent process and data</h3>", html.pairs(fp),
+              "<h3>Each engine, as its framework reports it (values of every repeat where they differ)</h3>",
+              _engine_reports(doc)]
+    return html.page(f"bridge report — {heading}", subtitle, parts)
+
+
+def _semantics(doc: dict) -> list[str]:
+    """Where the frameworks differ by design, per engine (bridge.parity): the max-pool gradient rule each
+    follows, the reference variant its parity is measured against, and how far apart the variants are."""
+    sem = doc.get("semantics") or {}
+    runs = sem.get("maxpool_gradient", {})
+    if not runs:
+        return []
+    e = html.escape
+    rules = sem.get("rules", {})
+    parts = ["<h2 id='semantics'>Max-pool gradient: where the frameworks differ</h2>",
+             "<p>Each 2×2 window's gradient goes to one element. Frameworks choose it differently, and bridge "
+             "measures each framework as it is rather than replacing its layer: every engine's parity is "
+             "measured against the reference variant that models its rule.</p>",
+             html.table(["engine", "rule", "what it does", "compared with"],
+                    [[label, r["maxpool_gradient"], rules.get(r["maxpool_gradient"], ""), r["compared_with"] or "-"]
+                     for label, r in runs.items()])]
+    size = sem.get("reference_variants")
+    if size:
+        diff, steps = f"{size['max_rel_diff']:.2e}", str(size["steps"])
+        parts.append(f"<p id='variant-size'>On this experiment the two reference variants (exact and NNlib rule) "
+                     f"differ by up to <strong>{e(diff)}</strong> relative in the per-step loss over the first "
+                     f"{e(steps)} steps.</p>")
+    return parts
+
+
+def _engine_reports(doc: dict) -> str:
+    """Fields down, engines across (a few columns, so nothing scrolls out of view); a field that differs
+    between repeats, such as import time, lists every repeat's value in order."""
+    runs = [r for r in doc.get("engines", []) if r.get("report")]
+    if not runs:
+        return "<p>No engine reported its environment.</p>"
+    labels = list(dict.fromkeys(f"{r.get('engine')}/{r.get('mode')}" for r in runs))
+    keys = list(dict.fromkeys(k for r in runs for k in r["report"]))
+    by_label = {lab: [r["report"] for r in runs if f"{r.get('engine')}/{r.get('mode')}" == lab] for lab in labels}
+
+    def values(reports: list[dict], key: str) -> str:
+        shown = [html.cell(rep[key]) for rep in reports if key in rep]
+        return ", ".join(dict.fromkeys(shown)) if len(set(shown)) <= 1 else ", ".join(shown)
+
+    rows = [[key] + [values(by_label[lab], key) for lab in labels] for key in keys]
+    return html.table(["field", *labels], rows, "pairs")
+
+
+def build(folder: Path) -> Path:
+    """Regenerate ``figures/`` and ``report.html`` in ``folder``; returns the report's path."""
+    folder = Path(folder)
+    doc = read_summary(folder)
+    written = figures.write(folder)
+    page = render(doc, {name: path.read_bytes() for name, path in written.items()})
+    return atomic_write(folder / "report.html", page)

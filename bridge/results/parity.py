@@ -1,0 +1,123 @@
+"""Parity: how closely an engine's per-step losses follow the reference variant that models it.
+
+Defined once here: the relative step-loss difference, its tolerance and window, and what summary.json
+records of it. Which variant models which engine is :mod:`bridge.experiment.semantics`; each engine run
+carries its max-pool gradient rule from the selection (:class:`bridge.results.records.EngineMode`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..experiment.semantics import EXACT_VARIANT, REFERENCE, RULES, compared_with, reference_mode
+
+TOLERANCE = {"sgd": 1e-5, "adam": 1e-4}
+"""Largest relative per-step loss difference from the reference variant, by optimizer: over the first 50
+steps of an MLP and the first 10 of a CNN in the test suite; the golden fixtures of the Julia packages
+carry the same numbers."""
+
+PARITY_STEPS = {"mlp": 50, "cnn": 10}
+"""How many of a run's first steps its parity is measured over, by model. A CNN's float32 round-off is
+amplified faster (ReLU and max-pool switch on near-ties), so its window is shorter; the test suite and
+every run's summary use these same windows."""
+
+VARIANT_STEPS = 50
+"""Steps over which the two reference variants are compared in every CNN run's summary."""
+
+NO_STEPS = "no step finished"
+
+
+def rel_diff(got, ref) -> np.ndarray:
+    """``|got − ref| / |ref|`` per step, over the steps both have."""
+    got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    n = min(len(got), len(ref))
+    return np.abs(got[:n] - ref[:n]) / np.abs(ref[:n])
+
+
+def semantics(model: str, runs: list, frame) -> dict:
+    """What summary.json records of the engines' documented differences: per engine run (``runs``:
+    :class:`~bridge.results.records.EngineMode`) its max-pool gradient rule and the reference run it is
+    compared with, what each rule does, and (both reference variants having run) their largest relative
+    step-loss difference over the first ``VARIANT_STEPS`` steps: the size of the difference between the
+    rules on this experiment. Empty for an MLP."""
+    if model != "cnn":
+        return {}
+    by_label = {r.label: {"maxpool_gradient": r.maxpool_gradient,
+                          "compared_with": compared_with(r.engine, r.mode, r.maxpool_gradient, model)} for r in runs}
+    out = {"maxpool_gradient": by_label,
+           "rules": {r: RULES[r] for r in dict.fromkeys(v["maxpool_gradient"] for v in by_label.values())}}
+    steps = frame[(frame.metric == "step_loss") & (frame.engine == REFERENCE) & (frame["repeat"] == 0)]
+    variants = {m: g.sort_values("step").value.to_numpy() for m, g in steps.groupby("mode")}
+    exact, nnlib = variants.get(EXACT_VARIANT), variants.get(reference_mode("nnlib", model))
+    if exact is not None and nnlib is not None and len(exact) and len(nnlib):
+        n = min(VARIANT_STEPS, len(exact), len(nnlib))
+        out["reference_variants"] = {"steps": n, "max_rel_diff": float(rel_diff(nnlib[:n], exact[:n]).max())}
+    return out
+
+
+def describe(semantics_: dict) -> str:
+    """One line for the terminal: which runs follow which max-pool rule, and the variants' difference."""
+    runs = semantics_.get("maxpool_gradient", {})
+    if not runs:
+        return ""
+    groups: dict[str, list[str]] = {}
+    for label, r in runs.items():
+        groups.setdefault(r["maxpool_gradient"], []).append(label)
+    text = "max-pool gradient: " + "; ".join(f"{rule}: {', '.join(labels)}" for rule, labels in groups.items())
+    size = semantics_.get("reference_variants")
+    if size:
+        text += (f" (each compared with the reference variant of its rule; the variants differ by up to "
+                 f"{size['max_rel_diff']:.1e} over {size['steps']} steps)")
+    return text
+
+
+def engine_parity(frame, model: str, optimizer: str, runs: list) -> dict:
+    """Every engine run's parity, as summary.json records it: ``label -> {compared_with, steps,
+    max_rel_diff, tolerance, pass}`` where ``max_rel_diff`` is the largest relative per-step loss
+    difference from the reference variant of its rule (``compared_with``) over the first
+    ``PARITY_STEPS[model]`` steps, worst over repeats, and ``pass`` whether it is within
+    ``TOLERANCE[optimizer]``. A reference run is the oracle (``{"reference": True}``); without the
+    reference variant in the run, or without a step, ``{"checked": False, "reason": ...}``.
+    ``runs``: the :class:`~bridge.results.records.EngineMode` of every engine run."""
+    steps = frame[frame.metric == "step_loss"]
+    series = {key: g.sort_values("step").value.to_numpy()
+              for key, g in steps.groupby(["engine", "mode", "repeat"])}
+    window, tolerance = PARITY_STEPS[model], TOLERANCE[optimizer]
+    out = {}
+    for r in runs:
+        if r.engine == REFERENCE:
+            out[r.label] = {"reference": True}
+            continue
+        against = compared_with(r.engine, r.mode, r.maxpool_gradient, model)
+        ref = series.get((*against.split("/", 1), 0))
+        mine = [v for (e, m, _), v in series.items() if (e, m) == (r.engine, r.mode) and len(v)]
+        if ref is None or not len(ref):
+            out[r.label] = {"checked": False, "compared_with": against, "reason": f"{against} did not run"}
+            continue
+        if not mine:
+            out[r.label] = {"checked": False, "compared_with": against, "reason": NO_STEPS}
+            continue
+        n = min(window, len(ref), *(len(v) for v in mine))
+        diffs = [rel_diff(v[:n], ref[:n]) for v in mine]
+        worst = max(float(np.max(d)) if np.all(np.isfinite(d)) else float("inf") for d in diffs)
+        out[r.label] = {"compared_with": against, "steps": n, "max_rel_diff": worst, "tolerance": tolerance,
+                        "pass": bool(worst <= tolerance)}
+    return out
+
+
+def parity_cell(entry: dict | None) -> str:
+    """An engine's parity as the summary table shows it: ``2.1e-07 ok``, ``1.0e-03 FAIL``, ``reference``,
+    ``not checked`` (no reference to compare with) or ``-`` (no step to compare)."""
+    if entry and entry.get("reason") == NO_STEPS:
+        return "-"
+    if not entry or entry.get("checked") is False:
+        return "not checked"
+    if entry.get("reference"):
+        return "reference"
+    return f"{entry['max_rel_diff']:.1e} {'ok' if entry['pass'] else 'FAIL'}"
+
+
+def parity_failure(entry: dict) -> str:
+    """Why a run fails parity, in words: what it was compared with, how far off, the tolerance."""
+    return (f"its step losses differ from {entry['compared_with']} by up to {entry['max_rel_diff']:.1e} "
+            f"(relative) over the first {entry['steps']} steps, tolerance {entry['tolerance']:g}; its times "
+            "are not comparable with the other engines'")

@@ -1,0 +1,191 @@
+"""Results are data: the one module that writes and reads a results folder.
+
+Files under ``--out`` (each written atomically): ``results.csv`` (one row per measured value),
+``summary.json`` (spec, fingerprints, per-engine status and errors, the summary table, warnings; its
+``format`` is :data:`FORMAT`), ``checksums.csv`` (every batch handed to each engine) and ``spec.toml``.
+Figures, the report and comparisons read a folder through :func:`read_summary` and :func:`read_frame`.
+
+Metrics in ``results.csv``: ``step_loss`` (split train, one per step, the loss of the batch before its
+update), ``loss`` and ``accuracy`` (split train / test, after each epoch, on the whole split),
+``epoch_s`` (split timing, seconds per training epoch, evaluation excluded), ``import_s`` and
+``build_s`` (split timing, once per run).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from ..files import atomic_write
+from . import parity
+from .summary import epoch_work, summarise
+
+FORMAT = 1
+"""summary.json's format: a reader refuses a newer one rather than misread it (absent: written before
+formats were numbered, read as 1)."""
+ID_COLUMNS = ["engine", "mode", "framework", "framework_version", "device", "threads", "dataset", "model",
+              "optimizer", "repeat"]
+FINGERPRINT_COLUMNS = ["spec_hash", "git_commit", "python", "numpy", "cpu"]
+COLUMNS = ID_COLUMNS + ["epoch", "step", "split", "metric", "value"] + FINGERPRINT_COLUMNS
+
+
+@dataclass
+class Results:
+    frame: pd.DataFrame
+    summary: pd.DataFrame
+    outcomes: list
+    out: Path
+    warnings: list[str]
+    semantics: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return any(o.failed for o in self.outcomes)
+
+
+def _rows(outcome, spec, env: dict, steps_per_epoch: int) -> list[dict]:
+    rep = outcome.report
+    ident = {"engine": outcome.run.engine, "mode": outcome.run.mode,
+             "framework": rep.get("framework", ""), "framework_version": rep.get("framework_version", ""),
+             "device": rep.get("device", spec.device), "threads": str(rep.get("threads", "")),
+             "dataset": spec.dataset, "model": spec.model, "optimizer": spec.optimizer,
+             "repeat": outcome.repeat, **{k: env[k] for k in FINGERPRINT_COLUMNS}}
+    rows = []
+
+    def add(epoch, step, split, metric, value):
+        rows.append({**ident, "epoch": epoch, "step": step, "split": split, "metric": metric, "value": value})
+
+    for metric in ("import_s", "build_s"):
+        if metric in rep:
+            add(np.nan, np.nan, "timing", metric, rep[metric])
+    for ep in outcome.epochs:
+        e = ep["epoch"]
+        for i, loss in enumerate(ep["losses"]):
+            add(e, e * steps_per_epoch + i, "train", "step_loss", loss)
+        add(e, np.nan, "timing", "epoch_s", ep["seconds"])
+        for split in ("train", "test"):
+            add(e, np.nan, split, "loss", ep[f"{split}_loss"])
+            add(e, np.nan, split, "accuracy", ep[f"{split}_accuracy"])
+    return rows
+
+
+def _checksum_table(outcomes) -> pd.DataFrame:
+    """The worker's checksums of every batch it handed over; the worker compared them with the plan
+    (a disagreement is the run's ``mismatch`` status and message)."""
+    rows = []
+    for o in outcomes:
+        for ep in o.epochs:
+            for step, crc in enumerate(ep["checksums"]):
+                rows.append({"engine": o.run.engine, "mode": o.run.mode, "repeat": o.repeat,
+                             "epoch": ep["epoch"], "step": step, "crc32c": crc})
+    return pd.DataFrame(rows, columns=["engine", "mode", "repeat", "epoch", "step", "crc32c"])
+
+
+def _peak(environment: dict) -> tuple[float | None, str]:
+    """The peak every engine's rate is a fraction of, and what it is: the GPU's measured GEMM on a cuda run
+    where it could be measured, else the CPU's."""
+    device = environment.get("device_gemm_peak") or {}
+    if "gflops" in device:
+        return device["gflops"], f"{device['device']} float32 GEMM ({device['framework']})"
+    return environment.get("cpu_gemm_peak_gflops"), "CPU float32 GEMM (NumPy)"
+
+
+def write(spec, plan, outcomes: list, out: Path, environment: dict) -> Results:
+    """Write the results of ``outcomes`` (every engine run of ``spec`` on ``plan``) under ``out``.
+    ``environment``: the parent's fingerprint and the machine's measured peaks
+    (:mod:`bridge.running.fingerprint`, :mod:`bridge.running.peaks`), recorded as they are."""
+    env = {**environment, "data_source": plan.meta["data_source"], "data_split": plan.meta["data_split"],
+           "official_split": plan.meta.get("official_split")}
+    rows = [row for o in outcomes for row in _rows(o, spec, env, plan.steps_per_epoch)]
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    runs = list(dict.fromkeys(o.run for o in outcomes))
+    parity_ = parity.engine_parity(frame, spec.model, spec.optimizer, runs)
+    peak, source = _peak(env)
+    work = {**epoch_work(plan, peak), "peak_source": source}
+    summary = summarise(frame, outcomes, parity_, work)
+    checksums = _checksum_table(outcomes)
+    warnings = [f"{o.run.label} {o.status}: {o.message}" if o.status in ("unavailable", "skipped") else o.message
+                for o in outcomes if not o.ok]
+    warnings += [f"{label} fails parity: {parity.parity_failure(entry)}"
+                 for label, entry in parity_.items() if entry.get("pass") is False]
+    if "error" in (env.get("device_gemm_peak") or {}):
+        warnings.append(f"{env['device_gemm_peak']['error']}; fractions of peak are of the CPU's")
+    if env["official_split"] is False:
+        warnings.append(f"not the official train/test split: {env['data_split']}")
+    reported = {str(o.report.get("threads")) for o in outcomes if o.report}
+    if len(reported) > 1:
+        warnings.append(f"engines report different thread settings: {', '.join(sorted(reported))}")
+    doc = {
+        "format": FORMAT,
+        "spec": spec.to_dict(),
+        "work": work,
+        "fingerprint": env,
+        "engines": [{"engine": o.run.engine, "mode": o.run.mode, "repeat": o.repeat, "status": o.status,
+                     "message": o.message, "epochs_completed": len(o.epochs), "wall_s": o.wall_s,
+                     "report": o.report, "log": o.log} for o in outcomes],
+        "batches_identical": not any(o.status == "mismatch" for o in outcomes) and len(checksums) > 0,
+        "parity": {"steps": parity.PARITY_STEPS[spec.model], "tolerance": parity.TOLERANCE[spec.optimizer],
+                   "runs": parity_},
+        "semantics": (semantics := parity.semantics(spec.model, runs, frame)),
+        "summary": json.loads(summary.to_json(orient="records")),
+        "warnings": warnings,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "results.csv", lambda p: frame.to_csv(p, index=False))
+    atomic_write(out / "checksums.csv", lambda p: checksums.to_csv(p, index=False))
+    atomic_write(out / "summary.json", json.dumps(doc, indent=1, default=str))
+    atomic_write(out / "spec.toml", spec.to_toml())
+    return Results(frame, summary, outcomes, out, warnings, semantics)
+
+
+# --- reading a results folder: the one reader, for figures, report and comparisons --------------------
+
+REQUIRED = ("results.csv", "summary.json")
+# Read as text: a version such as "2.10" or a hash of digits must not turn into a number.
+TEXT_COLUMNS = [c for c in COLUMNS if c not in ("repeat", "epoch", "step", "value")]
+
+
+class ResultsError(UsageError):
+    """A folder that is not a results folder; the message names it and what is missing."""
+
+
+def read_summary(folder: Path) -> dict:
+    """``summary.json`` of a results folder, after checking the folder holds what a report needs."""
+    folder = Path(folder)
+    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    if missing:
+        what = "is not a folder" if not folder.is_dir() else "has no " + " and no ".join(missing)
+        raise ResultsError(f"{str(folder)!r} {what}; give a folder written by python -m bridge.compare --out")
+    try:
+        doc = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ResultsError(f"{str(folder / 'summary.json')!r} cannot be read as JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise ResultsError(f"{str(folder / 'summary.json')!r} does not hold a JSON object")
+    if doc.get("format", 1) > FORMAT:
+        raise ResultsError(f"{str(folder / 'summary.json')!r} is in format {doc['format']}, newer than this "
+                           f"bridge reads ({FORMAT}); upgrade bridge to read it")
+    return doc
+
+
+def read_frame(folder: Path) -> pd.DataFrame:
+    """``results.csv`` of a results folder, with ``label`` (engine/mode), ``legend`` and ``compared_with``
+    (the reference run each run's parity is measured against, from summary.json; :mod:`bridge.parity`)
+    columns added."""
+    folder = Path(folder)
+    frame = pd.read_csv(folder / "results.csv", dtype={c: str for c in TEXT_COLUMNS})
+    present = [c for c in TEXT_COLUMNS if c in frame]
+    frame[present] = frame[present].fillna("")
+    frame["label"] = frame["engine"] + "/" + frame["mode"]
+    framework = (frame["framework"] + " " + frame["framework_version"]).str.strip()
+    frame["legend"] = [f"{lab} ({fw})" if fw else lab for lab, fw in zip(frame["label"], framework)]
+    try:
+        runs = json.loads((folder / "summary.json").read_text()).get("semantics", {}).get("maxpool_gradient", {})
+    except (OSError, ValueError):  # the figures need only results.csv
+        runs = {}
+    frame["compared_with"] = [runs.get(lab, {}).get("compared_with", "") or "" for lab in frame["label"]]
+    return frame

@@ -1,0 +1,107 @@
+"""Live progress of ``bridge.compare``, fed by the worker events that :func:`bridge.running.runner.run`
+passes on.
+
+On a terminal: a rich progress display, one row per engine run (engine/mode, repeat r of R, epoch n of
+N, the last whole-split training loss, elapsed seconds) under a row counting finished runs. Anywhere
+else (a pipe, a file, CI logs): no control codes at all, one plain line per finished engine run.
+Failures always go to stderr, one line each, in both forms and with ``--quiet``.
+
+Events arrive on the runner's reader threads; rich's Progress takes its own lock on every update.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+
+class RunProgress:
+    """``on_event`` and ``on_outcome`` callbacks for :func:`bridge.running.runner.run`; use as a context
+    manager.
+
+    ``epochs`` and ``repeats`` come from the spec; ``runs`` is the number of worker runs expected (0 when
+    unknown). Live display only when ``console`` says it is a terminal or, without one, when ``file`` is
+    a TTY and TERM is not ``dumb``.
+    """
+
+    def __init__(self, epochs: int, repeats: int, runs: int = 0, *, quiet: bool = False,
+                 file: TextIO | None = None, console: Console | None = None):
+        self.epochs, self.repeats, self.runs, self.quiet = epochs, repeats, runs, quiet
+        self.file = file if file is not None else sys.stdout
+        if console is None:
+            tty = hasattr(self.file, "isatty") and self.file.isatty() and os.environ.get("TERM") != "dumb"
+            console = Console(file=self.file) if tty else None
+        self.live = not quiet and console is not None and console.is_terminal
+        self.printed: set[str] = set()  # failure messages already shown, so the end does not repeat them
+        self._tasks: dict[tuple[str, int], TaskID] = {}
+        self._progress = None
+        if self.live:
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(bar_width=24),
+                TextColumn("{task.fields[where]}"), TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(), console=console, refresh_per_second=8)
+            self._overall = self._progress.add_task("runs", total=runs or None, where=self._runs_text(0),
+                                                    status="starting")
+
+    def __enter__(self) -> "RunProgress":
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def _runs_text(self, done: int) -> str:
+        return f"{done}/{self.runs} runs" if self.runs else f"{done} runs"
+
+    def _task(self, label: str, repeat: int) -> TaskID:
+        key = (label, repeat)
+        if key not in self._tasks:
+            self._tasks[key] = self._progress.add_task(
+                f"{label}  repeat {repeat + 1}/{self.repeats}", total=self.epochs,
+                where=f"epoch 0/{self.epochs}", status="preparing")
+            self._progress.update(self._overall, status=f"running {label}")
+        return self._tasks[key]
+
+    def on_event(self, event: dict) -> None:
+        """A worker event: ``run`` (:class:`~bridge.results.records.EngineMode`), ``repeat``, ``kind`` and
+        the kind's fields."""
+        if not self.live:
+            return
+        task = self._task(event["run"].label, event["repeat"])
+        kind = event.get("kind")
+        if kind == "epoch":
+            n = event["epoch"] + 1
+            self._progress.update(task, completed=n, where=f"epoch {n}/{self.epochs}",
+                                  status=f"loss {event['train_loss']:.4g}")
+        elif kind == "prepared":
+            self._progress.update(task, status="first epoch (compiling)")
+        elif kind == "error":
+            self._progress.update(task, status="[red]failed")
+            self._progress.stop_task(task)
+        elif kind == "done":
+            self._progress.stop_task(task)
+
+    def on_outcome(self, outcome) -> None:
+        """A finished engine run (:class:`bridge.results.records.Outcome`)."""
+        if outcome.failed:
+            self.printed.add(outcome.message)
+            print(f"  {outcome.message}", file=sys.stderr, flush=True)
+        if self.live:
+            task = self._task(outcome.run.label, outcome.repeat)
+            if not outcome.ok:
+                self._progress.update(task, status=f"[red]{outcome.status}")
+            self._progress.stop_task(task)
+            self._progress.advance(self._overall)
+            done = int(self._progress.tasks[self._overall].completed)
+            self._progress.update(self._overall, where=self._runs_text(done),
+                                  status="done" if done == self.runs else "starting next run")
+        elif outcome.ok and not self.quiet:
+            last = outcome.epochs[-1] if outcome.epochs else {}
+            print(f"  {outcome.run.label} repeat {outcome.repeat + 1}: {len(outcome.epochs)} epochs in "
+                  f"{outcome.wall_s:.1f} s, test accuracy {last.get('test_accuracy', float('nan')):.3f}",
+                  file=self.file, flush=True)

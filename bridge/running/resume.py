@@ -1,0 +1,239 @@
+"""Resuming a comparison, and what an output folder may hold.
+
+Rerunning the same command into the same folder reuses every engine run that finished there (status
+``ok``, or ``diverged``: a divergence is a result) with the same spec hash, the same thread count and
+the same engine versions, and runs only the rest. What a finished run left is read back from its worker's
+JSON-lines record, through the code path that reads every record
+(:func:`bridge.results.records.outcome_from_record`).
+
+A run is reusable only when the parent stamped it: after a worker ends ``ok`` or ``diverged``, the parent
+writes ``workers/<run>.stamp.json`` (spec hash, threads, the engine's installed versions when it started,
+wall time). A run that was interrupted, failed, or whose parent died before stamping it, runs again.
+
+Engine versions (:func:`installed_versions`, the one place that decides them) are read from package
+metadata, without importing any framework: the versions of the distributions that provide the engine's
+Python modules (its ``FRAMEWORK``, ``keras/jax``: keras and jax, then its ``REQUIRES``; read once by the
+selection, :attr:`bridge.results.records.EngineMode.python_modules`). A finished run is reused only
+when those are what they were when it ran, and the ``framework_version`` its worker reported in the
+record is the version installed now of the distribution behind ``FRAMEWORK`` (so the stamp describes
+what actually ran). An engine whose framework is no Python distribution (Flux and Knet live in Julia
+environments) cannot be checked this way, and always runs again.
+
+A folder holding results of a different spec is never written over silently: :func:`check_folder`
+refuses unless told to overwrite, and then removes the earlier run's files first.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.metadata as metadata
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError
+from ..experiment.plan import open_plan
+from ..experiment.spec import SpecError, load_toml
+from ..files import atomic_write
+from ..results import records
+from ..results.records import EngineMode
+
+LATEST = "latest"
+# Everything bridge.compare writes into an output folder (the plan too, unless --save-plan sends it
+# elsewhere); --overwrite removes exactly these, never anything else a user keeps there.
+OUTPUT_FILES = ("results.csv", "summary.json", "checksums.csv", "spec.toml", "report.html")
+OUTPUT_FOLDERS = ("figures", "workers", "plan")
+
+
+class FolderInUse(UsageError):
+    """The output folder holds another experiment's results; the message names it and the choices."""
+
+
+def default_out(spec, root: Path = Path("results")) -> Path:
+    """``results/<spec hash>``: two different experiments run one after the other both survive."""
+    return Path(root) / spec.hash()
+
+
+def link_latest(out: Path) -> str | None:
+    """Point ``<parent>/latest`` at ``out`` (a relative symlink, replaced atomically); a warning when it
+    cannot be done, None when done."""
+    link = out.parent / LATEST
+    if link.exists() and not link.is_symlink():
+        return f"{link} is not a symlink, so it was left as it is (it does not point at {out})"
+    tmp = out.parent / f".{LATEST}.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(out.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        return f"{link} could not be pointed at {out} ({e.strerror})"
+    return None
+
+
+# --- versions -------------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _providers() -> dict[str, list[str]]:
+    # top-level module -> distributions; "tensorflow" is provided by tensorflow-cpu on some machines
+    return metadata.packages_distributions()
+
+
+def installed_versions(run: EngineMode) -> dict[str, str] | None:
+    """``{distribution: version}`` behind engine run ``run`` as installed now, the distributions of its
+    framework first, then those of its other Python modules; None when its framework is no Python
+    distribution (its version cannot be known without starting it)."""
+    providers = _providers()
+    if not run.python_modules or not providers.get(run.python_modules[0]):
+        return None
+    versions = {}
+    for name in run.python_modules:
+        for dist in providers.get(name, ()):
+            try:
+                versions[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:  # uninstalled since the cache was filled
+                return None
+    return versions
+
+
+def _version_change(run: EngineMode, then: dict | None, report: dict) -> str | None:
+    """Why a finished run may not be reused as far as versions go; None when it may."""
+    now = installed_versions(run)
+    if now is None:
+        return f"the version of {run.framework or run.engine} cannot be checked from Python"
+    if then != now:
+        changed = [f"{d} {(then or {}).get(d, 'absent')} then, {now.get(d, 'absent')} now"
+                   for d in sorted(set(now) | set(then or {})) if (then or {}).get(d) != now.get(d)]
+        return ", ".join(changed)
+    framework = run.python_modules[0]
+    installed = {now[d] for d in _providers()[framework]}
+    if str(report.get("framework_version", "")) not in installed:
+        return (f"it reported {report.get('framework', '?')} {report.get('framework_version', '?')}, "
+                f"{framework} {' or '.join(sorted(installed))} is installed")
+    return None
+
+
+# --- stamps ---------------------------------------------------------------------------------------------
+
+def stamp_path(work: Path, engine: str, mode: str, repeat: int) -> Path:
+    return Path(work) / f"{records.worker_stem(engine, mode, repeat)}.stamp.json"
+
+
+STAMP_FORMAT = 1
+
+
+def stamp(path: Path, spec_hash: str, threads: int, versions: dict | None, wall_s: float) -> None:
+    """Mark a finished run (``records.REUSABLE``) as reusable (written atomically: a half-written stamp
+    never counts)."""
+    atomic_write(path, json.dumps({"format": STAMP_FORMAT, "spec_hash": spec_hash, "threads": threads,
+                                   "versions": versions, "wall_s": wall_s}))
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class Previous:
+    """What an output folder already holds for a spec: the runs to reuse, and finished runs that run
+    again with the reason."""
+    reused: list = field(default_factory=list)
+    rerun: list[str] = field(default_factory=list)
+    repeats: int = 1
+
+    def describe(self, out: Path) -> str | None:
+        """One line for the user; None when nothing finished there before."""
+        parts = []
+        if self.reused:
+            names = ", ".join(_name(o.run.label, o.repeat, self.repeats) for o in self.reused)
+            parts.append(f"reusing {len(self.reused)} finished engine run(s) from {out}/: {names}")
+        if self.rerun:
+            parts.append("running again: " + "; ".join(self.rerun))
+        return "bridge: " + "; ".join(parts) + " (--fresh reruns all)" if parts else None
+
+
+def _name(label: str, repeat: int, repeats: int) -> str:
+    return f"{label} repeat {repeat + 1}" if repeats > 1 else label
+
+
+def finished(spec, out: Path, threads: int, runs: tuple[EngineMode, ...]) -> Previous:
+    """The engine runs of ``spec`` that finished in ``out`` and may be reused (see the module's doc), of
+    ``runs``: those that will run (:attr:`bridge.running.selection.Selection.runs`)."""
+    work = Path(out) / "workers"
+    previous = Previous(repeats=spec.repeats)
+    if not work.is_dir():
+        return previous
+    spec_hash = spec.hash()
+    for repeat in range(spec.repeats):
+        for r in runs:
+            stamp_ = _read_json(stamp_path(work, r.engine, r.mode, repeat))
+            if not isinstance(stamp_, dict) or stamp_.get("spec_hash") != spec_hash \
+                    or stamp_.get("format", STAMP_FORMAT) > STAMP_FORMAT:
+                continue
+            stem = records.worker_stem(r.engine, r.mode, repeat)
+            lines = records.read_record(work / f"{stem}.jsonl")
+            if not any(line.get("kind") == "done" for line in lines):
+                continue  # the record was started over after the stamp was written
+            outcome = records.outcome_from_record(r, repeat, lines, wall_s=float(stamp_.get("wall_s", 0.0)),
+                                                 log=str(work / f"{stem}.log"))
+            diverged = next((line for line in lines if line.get("kind") == "diverged"), None)
+            if stamp_.get("threads") != threads:
+                why = f"it ran with {stamp_.get('threads')} threads, this run has {threads}"
+            elif diverged is None and len(outcome.epochs) != spec.epochs:
+                why = f"its record holds {len(outcome.epochs)} of {spec.epochs} epochs"
+            else:
+                why = _version_change(r, stamp_.get("versions"), outcome.report)
+            if why:
+                previous.rerun.append(f"{_name(r.label, repeat, spec.repeats)} ({why})")
+                continue
+            done = next(line for line in lines if line.get("kind") == "done")
+            when = ("finished in an earlier run of this spec at "
+                    + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(done.get("t", 0))))
+            if diverged:  # the same status and message as when it ran, so it is reported the same way
+                outcome.status, outcome.message = "diverged", f"{r.label} diverged: {diverged['message']} ({when})"
+            else:
+                outcome.message = f"reused: {when}"
+            previous.reused.append(outcome)
+    return previous
+
+
+# --- the folder -----------------------------------------------------------------------------------------
+
+def folder_spec_hash(out: Path) -> str | None:
+    """The spec hash of the results already in ``out``: summary.json's, else spec.toml's, else that of the
+    plan a worker job ran on (a run stopped before anything was written); None when it holds none."""
+    out = Path(out)
+    summary = _read_json(out / "summary.json")
+    if isinstance(summary, dict) and summary.get("fingerprint", {}).get("spec_hash"):
+        return summary["fingerprint"]["spec_hash"]
+    if (out / "spec.toml").is_file():
+        try:
+            return load_toml(out / "spec.toml").hash()
+        except SpecError:
+            pass
+    for job in sorted((out / "workers").glob("*.job.json")):
+        data = _read_json(job)
+        try:
+            return open_plan(Path(data["plan_dir"])).spec_hash
+        except (TypeError, KeyError, OSError, ValueError):
+            continue
+    return None
+
+
+def check_folder(out: Path, spec, overwrite: bool) -> None:
+    """Refuse an ``out`` that holds another spec's results; with ``overwrite``, remove them first."""
+    held = folder_spec_hash(out)
+    if held is None or held == spec.hash():
+        return
+    if not overwrite:
+        raise FolderInUse(f"output folder {str(out)!r} holds the results of another experiment (spec {held}, "
+                          f"this one is {spec.hash()}); give another --out, or --overwrite to replace them")
+    for name in OUTPUT_FILES:
+        (Path(out) / name).unlink(missing_ok=True)
+    for name in OUTPUT_FOLDERS:
+        shutil.rmtree(Path(out) / name, ignore_errors=True)

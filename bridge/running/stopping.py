@@ -1,0 +1,118 @@
+"""Stopping on a signal: the first SIGINT (Ctrl-C) or SIGTERM (a scheduler) stops the running worker and
+the run, and what finished is still written; a second one exits at once.
+
+One state per process, as signals are. :func:`bridge.running.runner.run` and the commands
+(``bridge.compare``, ``bridge.sweep``) enter :func:`stop_on_signals`; the runner reports every worker it
+starts (:func:`worker_started`) so that a signal can kill its whole process group.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal stopped the run: SIGINT (Ctrl-C) or SIGTERM (a scheduler). Every engine run that finished is
+    written; ``results`` holds them, or is None when the signal came before anything could be written.
+
+    A KeyboardInterrupt, so that code catching Ctrl-C catches it and no ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int, results=None):
+        self.signum, self.results = signum, results
+        super().__init__(f"stopped by {self.signal_name}")
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class _Stop:
+    """This process's signal state while a run may be stopped (one per process, as signals are)."""
+
+    def __init__(self):
+        self.depth = 0  # nested stop_on_signals() contexts
+        self.defer = 0  # > 0: a first signal is only noted; the code that runs then checks `signum`
+        self.signum: int | None = None  # the first signal received
+        self.results = None  # the results written last, for an Interrupted raised by the handler
+        self.workers: list[subprocess.Popen] = []  # each leads its own process group
+        self.previous: dict = {}
+
+    def kill_workers(self) -> None:
+        for proc in self.workers:
+            if proc.returncode is None:  # not reaped yet, so its process group id cannot have been reused
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: frameworks spawn helpers
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    def handle(self, signum, frame) -> None:
+        if self.signum is not None:  # a second signal while cleaning up after the first: go now
+            self.kill_workers()
+            if sys.stdout.isatty():
+                os.write(1, b"\x1b[?25h\n")  # the live progress display hides the cursor
+            os.write(2, f"bridge: {signal.Signals(signum).name} again, stopped at once; files written before "
+                        "are kept\n".encode())
+            os._exit(128 + signum)
+        self.signum = signum
+        self.kill_workers()
+        if not self.defer:
+            raise Interrupted(signum, self.results)
+
+    @contextmanager
+    def deferred(self):
+        """Code that must not be cut short (the loop over workers, writing the results): inside, the first
+        signal stops the running worker and sets ``signum``, and the code stops at its next check."""
+        self.defer += 1
+        try:
+            yield
+        finally:
+            self.defer -= 1
+
+
+_STOP = _Stop()
+
+
+@contextmanager
+def stop_on_signals():
+    """While inside, the first SIGINT or SIGTERM kills the running worker's process group and stops the run:
+    :func:`bridge.running.runner.run` writes what finished and raises :class:`Interrupted`; anywhere else
+    the handler raises it at once. A second one exits the process at once (128 + signal number), without a
+    traceback. Nested uses share one state. Handlers go in only in the main thread (Python allows no
+    other), and a signal ignored on entry (``nohup``, a background job) stays ignored."""
+    stop = _STOP
+    if stop.depth == 0:
+        stop.signum, stop.results, stop.workers, stop.previous = None, None, [], {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                previous = signal.getsignal(sig)
+                if previous is not signal.SIG_IGN:
+                    stop.previous[sig] = signal.SIG_DFL if previous is None else previous
+                    signal.signal(sig, stop.handle)
+    stop.depth += 1
+    try:
+        yield stop
+    finally:
+        stop.depth -= 1
+        if stop.depth == 0:
+            for sig, previous in stop.previous.items():
+                signal.signal(sig, previous)
+            stop.previous = {}
+
+
+def worker_started(proc: subprocess.Popen) -> None:
+    """The runner reports each worker the moment it exists, so that a signal can stop it."""
+    stop = _STOP
+    if stop.depth:
+        stop.workers = [p for p in stop.workers if p.returncode is None] + [proc]
+        if stop.signum is not None:  # the signal came while it was starting
+            stop.kill_workers()

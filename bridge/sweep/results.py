@@ -1,0 +1,122 @@
+"""The sweep's results: OUT/points/<spec hash>/ (one comparison's files per point), ``sweep.csv`` and
+``sweep.json``. The one module that writes and reads them; :mod:`.command` runs the points and
+:mod:`.report` draws them, both through here. A point's numbers are read from its own results through
+:mod:`bridge.results.store`, so a sweep row and the point's summary cannot disagree.
+
+``sweep.csv``: one tidy row per point × engine run × repeat, :data:`COLUMNS` with the grid's fields after
+``point``. ``sweep.json``: the sweep's definition (the base spec fields given, the axes and their values,
+the first point's whole spec, engines, repeats, where it ran, every point with its hash and label).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..files import atomic_write
+from ..results import store
+from ..results.summary import epoch_times, throughput
+from .grid import Point, shown
+
+FORMAT = 1
+"""sweep.json's format (absent: written before formats were numbered, read as 1)."""
+COLUMNS = ["point", "engine", "repeat", "status", "parity_max_rel_diff", "parity_pass", "first_epoch_s",
+           "steady_epoch_s", "examples_per_s", "first_epoch_examples_per_s", "gflops", "peak_fraction",
+           "test_accuracy", "parameters", "forward_flops_per_example", "worker", "attempts", "error"]
+
+
+def point_folder(out: Path, point: Point) -> Path:
+    return out / "points" / point.key
+
+
+def finished(out: Path, point: Point, engines: tuple[str, ...], repeats: int) -> bool:
+    """The point's results are in OUT, for the same spec, engines and repeats."""
+    try:
+        doc = store.read_summary(point_folder(out, point))
+    except store.ResultsError:
+        return False
+    spec = doc.get("spec", {})
+    return (doc.get("fingerprint", {}).get("spec_hash") == point.key and tuple(spec.get("engines", ())) == engines
+            and spec.get("repeats") == repeats)
+
+
+def write_point(out: Path, point: Point, files: dict[str, bytes]) -> Path:
+    """The point's files under OUT/points/<hash>/, replacing what an earlier run left there; summary.json
+    last (its presence marks the point done)."""
+    folder = point_folder(out, point)
+    (folder / "summary.json").unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    for name, data in sorted(files.items(), key=lambda kv: kv[0] == "summary.json"):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+    return folder
+
+
+def point_rows(point: Point, folder: Path, worker: str = "", attempts: int = 0) -> list[dict]:
+    """The sweep.csv rows of a finished point: one per engine run and repeat, from its own results
+    (results.csv and summary.json, read through :mod:`bridge.results`)."""
+    doc = store.read_summary(folder)
+    frame = store.read_frame(folder)
+    work = doc.get("work") or {}
+    times = epoch_times(frame)
+    accuracy = (frame[(frame.split == "test") & (frame.metric == "accuracy")].sort_values("epoch")
+                .groupby(["engine", "mode", "repeat"]).value.last())
+    runs = (doc.get("parity") or {}).get("runs", {})
+    rows = []
+    for run in doc.get("engines", []):
+        label, repeat = f"{run['engine']}/{run['mode']}", run["repeat"]
+        t = times[(times.engine == run["engine"]) & (times["mode"] == run["mode"]) & (times.repeat == repeat)]
+        first = float(t.first_epoch_s.iloc[0]) if len(t) else np.nan
+        steady = float(t.steady_epoch_s.iloc[0]) if len(t) else np.nan
+        parity_ = runs.get(label, {})
+        rows.append({"point": point.key, **{k: shown(getattr(point.spec, k)) for k in point.axes},
+                     "engine": label, "repeat": repeat, "status": run["status"],
+                     "parity_max_rel_diff": parity_.get("max_rel_diff", np.nan), "parity_pass": parity_.get("pass"),
+                     "first_epoch_s": first, "steady_epoch_s": steady,
+                     **throughput(steady, first, work),
+                     "test_accuracy": accuracy.get((run["engine"], run["mode"], repeat), np.nan),
+                     "parameters": work.get("parameters"), "forward_flops_per_example": work.get("forward_flops_per_example"),
+                     "worker": worker, "attempts": attempts,
+                     "error": run.get("message", "") if run["status"] not in ("ok",) else ""})
+    return rows
+
+
+def error_rows(point: Point, error: str, worker: str = "", attempts: int = 0) -> list[dict]:
+    return [{"point": point.key, **{k: shown(getattr(point.spec, k)) for k in point.axes}, "engine": "",
+             "repeat": np.nan, "status": "error", "worker": worker, "attempts": attempts, "error": error}]
+
+
+def table(rows: list[dict], axes: list[str]) -> pd.DataFrame:
+    """sweep.csv's frame: :data:`COLUMNS` with the grid's fields after ``point``."""
+    columns = COLUMNS[:1] + axes + COLUMNS[1:]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def write_definition(out: Path, doc: dict) -> Path:
+    return atomic_write(out / "sweep.json", json.dumps({"format": FORMAT, **doc}, indent=1))
+
+
+def write_table(out: Path, frame: pd.DataFrame) -> Path:
+    return atomic_write(out / "sweep.csv", lambda p: frame.to_csv(p, index=False))
+
+
+def read_table(out: Path) -> tuple[pd.DataFrame, dict]:
+    """sweep.csv and sweep.json of a sweep folder: the one reader, for the report and for users."""
+    out = Path(out)
+    try:
+        definition = json.loads((out / "sweep.json").read_text())
+        frame = pd.read_csv(out / "sweep.csv", dtype={a: str for a in definition.get("axes", {})} | {
+            "point": str, "engine": str, "status": str, "worker": str, "error": str})
+    except (OSError, ValueError) as e:
+        raise store.ResultsError(f"{str(out)!r} holds no readable sweep (sweep.json, sweep.csv): {e}; give a "
+                                    "folder written by python -m bridge.sweep --out") from None
+    if definition.get("format", 1) > FORMAT:
+        raise store.ResultsError(f"{str(out / 'sweep.json')!r} is in format {definition['format']}, newer than this "
+                                 f"bridge reads ({FORMAT}); upgrade bridge to read it")
+    for c in ("engine", "status", "worker", "error"):
+        frame[c] = frame[c].fillna("")
+    return frame, definition

@@ -1,0 +1,56 @@
+"""What the engines that run on XLA (jax, keras-jax) share: the size of its CPU thread pool, and the
+matmul precision that keeps a GPU from using reduced-precision passes.
+
+Threads. JAX has no documented setting for its CPU thread count, and no ``XLA_FLAGS`` flag sizes it in jaxlib 0.10
+(``--xla_cpu_multi_thread_eigen=false`` leaves the pool as it is; see jax-ml/jax#1539). XLA's CPU client
+sizes its intra-op pool (threads named ``tf_XLAEigen``) with ``DefaultThreadPoolSize()``, which reads the
+environment variable ``NPROC`` and otherwise counts the schedulable cores; that is an undocumented hook
+(its source comment says it exists for Google's CI) but it works in jaxlib 0.10.2. So the engines set
+``NPROC`` before importing JAX (:func:`request_threads`), and report as ``threads`` the size of that pool
+as counted from ``/proc/self/task`` (:func:`threads_report`): what actually runs, not what was asked for.
+"""
+from __future__ import annotations
+
+import os
+
+POOL_THREAD_NAME = "tf_XLAEigen"
+MATMUL_PRECISION = "highest"  # parity: no TF32 / bf16 passes for float32 matmuls on a GPU
+
+
+def request_threads(threads: int) -> None:
+    """Size XLA's CPU intra-op pool; call before JAX is imported."""
+    os.environ["NPROC"] = str(threads)
+
+
+def pool_threads() -> int:
+    """Threads of XLA's CPU intra-op pool in this process, counted by name (Linux); 0 if unknown."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 0
+    n = 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as fh:
+                n += fh.read().strip() == POOL_THREAD_NAME
+        except OSError:
+            pass
+    return n
+
+
+def threads_report(threads: int, device: str) -> dict:
+    """``threads`` and ``threads_source`` for an engine's report: the pool counted on the CPU, else what
+    was requested."""
+    pool = pool_threads() if device == "cpu" else 0
+    return {"threads": pool or threads,
+            "threads_source": (f"XLA CPU pool ({POOL_THREAD_NAME}) threads counted, sized by NPROC={threads}"
+                               if pool else f"requested (NPROC={threads}); the XLA pool was not counted")}
+
+
+def full_float32(jax) -> dict:
+    """Set JAX's default matmul precision to ``highest``; ``reduced_precision`` and ``precision`` for the
+    engine's report."""
+    jax.config.update("jax_default_matmul_precision", MATMUL_PRECISION)
+    precision = str(jax.config.jax_default_matmul_precision)
+    return {"reduced_precision": precision != MATMUL_PRECISION,
+            "precision": f"jax_default_matmul_precision={precision}"}

@@ -1,0 +1,256 @@
+"""Figures and the HTML report are pure functions of a results folder: their data equals the results.
+
+Result folders come from the real pipeline with the fast reference engine; a second engine is a
+stand-in made by copying the reference's rows with known perturbations (keras is slow to start).
+"""
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bridge import compare
+from bridge.experiment.spec import Spec
+from bridge.presentation import figures, report
+from bridge.results.store import read_frame
+from bridge.running import runner
+from tests.support import ROOT
+NAMES = ["loss", "accuracy", "loss_time", "timing", "parity"]
+
+
+@pytest.fixture(scope="module")
+def ref_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref")
+    runner.run(Spec(engines=("reference",), epochs=3, repeats=2), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_dir(ref_dir, tmp_path_factory) -> Path:
+    """The reference results plus a stand-in keras/fit: step losses off by 1e-6·(step+1) relative, every
+    epoch-end loss of repeat r scaled by 1 + 0.01·r, epochs ten times slower plus 0.5 s of compilation."""
+    out = tmp_path_factory.mktemp("two")
+    for name in ("results.csv", "summary.json"):
+        shutil.copy(ref_dir / name, out / name)
+    frame = pd.read_csv(out / "results.csv", dtype={"framework_version": str})
+    k = frame[frame.engine == "reference"].copy()
+    k[["engine", "mode", "framework", "framework_version"]] = ["keras", "fit", "tensorflow", "2.21.0"]
+    step = k.metric == "step_loss"
+    k.loc[step, "value"] *= 1 + 1e-6 * (k.loc[step, "step"] + 1)
+    loss = k.metric == "loss"
+    k.loc[loss, "value"] *= 1 + 0.01 * k.loc[loss, "repeat"]
+    t = k.metric == "epoch_s"
+    k.loc[t, "value"] = k.loc[t, "value"] * 10 + np.where(k.loc[t, "epoch"] == 0, 0.5, 0.0)
+    pd.concat([frame, k]).to_csv(out / "results.csv", index=False)
+    doc = json.loads((out / "summary.json").read_text())
+    doc["engines"] += [{**e, "engine": "keras", "mode": "fit",
+                        "report": {**e["report"], "framework": "tensorflow", "framework_version": "2.21.0"}}
+                       for e in doc["engines"]]
+    doc["summary"].append({**doc["summary"][0], "engine": "keras/fit", "framework": "tensorflow 2.21.0",
+                           "first_epoch_s": 0.52, "steady_epoch_s": 0.012})
+    (out / "summary.json").write_text(json.dumps(doc))
+    return out
+
+
+@pytest.fixture(scope="module")
+def failing_dir(tmp_path_factory) -> Path:
+    """A real run with an engine that fails and one that is unavailable here (flux without Julia set up),
+    plus the warnings a non-official split and unequal threads would add."""
+    out = tmp_path_factory.mktemp("failing")
+    with mock.patch.dict(os.environ, {"PYTHONPATH": str(ROOT), "BRIDGE_JULIA_RECORD": str(out / "none.json")}):
+        runner.run(Spec(engines=("reference", "tests.doubles.faulty_engines:raise", "flux"), epochs=2), out)
+    doc = json.loads((out / "summary.json").read_text())
+    doc["warnings"] += ["not the official train/test split: <npm> 60000 / 10000",
+                        "engines report different thread settings: 1, 2"]
+    (out / "summary.json").write_text(json.dumps(doc))
+    return out
+
+
+def raw(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "results.csv")
+
+
+def test_loss_and_accuracy_series_equal_the_results(two_dir):
+    frame, r = read_frame(two_dir), raw(two_dir)
+    for metric, data in (("loss", figures.loss_data(frame)), ("accuracy", figures.accuracy_data(frame))):
+        rows = r[(r.metric == metric) & r.split.isin(["train", "test"])]
+        assert len(data) == 2 * 2 * 3  # engines × splits × epochs
+        for (engine, split, epoch), d in data.assign(engine=data.label.str.split("/").str[0]).groupby(
+                ["engine", "split", "epoch"]):
+            values = rows[(rows.engine == engine) & (rows.split == split) & (rows.epoch == epoch)].value
+            assert d["median"].item() == values.median()
+            assert (d["min"].item(), d["max"].item()) == (values.min(), values.max())
+            assert d["repeats"].item() == 2
+    ref = figures.loss_data(frame).query("label == 'reference/float64' and split == 'test'")
+    rows = r[(r.engine == "reference") & (r.metric == "loss") & (r.split == "test") & (r.repeat == 0)]
+    assert ref["median"].tolist() == rows.value.tolist()
+    band = figures.loss_data(frame).query("label == 'keras/fit'")
+    assert np.allclose(band["max"] / band["min"], 1.01)  # repeat 1 is the scaled one
+
+
+def test_loss_against_time_uses_cumulative_epoch_seconds(two_dir):
+    frame, r = read_frame(two_dir), raw(two_dir)
+    data = figures.loss_time_data(frame)
+    t = r[r.metric == "epoch_s"].sort_values("epoch")
+    for (label, split), d in data.groupby(["label", "split"]):
+        engine = label.split("/")[0]
+        cumulative = t[t.engine == engine].pivot(index="epoch", columns="repeat", values="value").cumsum()
+        assert np.allclose(d.seconds, cumulative.median(axis=1))
+        losses = r[(r.engine == engine) & (r.metric == "loss") & (r.split == split)]
+        assert np.allclose(d.loss, losses.groupby("epoch").value.median())
+
+
+def test_timing_bars_are_the_medians_of_first_and_steady_epochs(two_dir):
+    frame, r = read_frame(two_dir), raw(two_dir)
+    data = figures.timing_data(frame).set_index(["label", "phase"])
+    summary = {s["engine"]: s for s in json.loads((two_dir / "summary.json").read_text())["summary"]}
+    t = r[(r.metric == "epoch_s") & (r.engine == "reference")]
+    first = t[t.epoch == 0].value
+    steady = t[t.epoch > 0].groupby("repeat").value.median()
+    bar = data.loc[("reference/float64", "first epoch")]
+    assert (bar["median"], bar["min"], bar["max"]) == (first.median(), first.min(), first.max())
+    bar = data.loc[("reference/float64", "steady epoch")]
+    assert (bar["median"], bar["min"], bar["max"]) == (steady.median(), steady.min(), steady.max())
+    # summary.json keeps 10 decimals (pandas to_json)
+    assert bar["median"] == pytest.approx(summary["reference/float64"]["steady_epoch_s"], abs=1e-10)
+    assert data.loc[("keras/fit", "first epoch"), "median"] == pytest.approx(first.median() * 10 + 0.5)
+
+
+def test_parity_is_the_relative_step_loss_difference_against_the_reference(two_dir, ref_dir):
+    frame, r = read_frame(two_dir), raw(two_dir)
+    data = figures.parity_data(frame)
+    assert set(data.label) == {"keras/fit"} and len(data) == 2 * 3 * 8  # repeats × epochs × steps
+    s = r[r.metric == "step_loss"]
+    ref = s[(s.engine == "reference") & (s.repeat == 0)].set_index("step").value
+    for row in data.itertuples():
+        assert row.reference == ref[row.step]
+        assert row.rel_diff == abs(row.loss - ref[row.step]) / abs(ref[row.step])
+    assert np.allclose(data.rel_diff, 1e-6 * (data.step + 1), rtol=1e-6)
+    assert figures.parity_data(read_frame(ref_dir)).empty  # nothing to compare with
+
+
+def test_figures_name_engines_with_framework_and_units(two_dir):
+    frame = read_frame(two_dir)
+    for name, (data_fn, figure_fn, _) in figures.FIGURES.items():
+        fig = figure_fn(data_fn(frame), figures.about(frame))
+        texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+        labels = " ".join(ax.get_xlabel() + " " + ax.get_ylabel() for ax in fig.axes)
+        assert fig._suptitle is not None and "iris · mlp · adam" in fig._suptitle.get_text(), name
+        assert any(w in labels for w in ("epoch", "seconds", "step")), (name, labels)
+        shown = " ".join(texts + [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()])
+        assert "keras/fit (tensorflow 2.21.0)" in shown, name
+    written = figures.write(two_dir)
+    assert sorted(written) == sorted(NAMES)
+    for name in NAMES:
+        assert (two_dir / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (two_dir / "figures" / f"{name}.svg").read_bytes()[:2000]
+
+
+def test_report_holds_summary_figures_spec_environment_and_warnings(failing_dir):
+    page = report.build(failing_dir).read_text()
+    doc = json.loads((failing_dir / "summary.json").read_text())
+    for row in report.summary_rows(doc):
+        assert "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" in page
+    written = sorted(p.stem for p in (failing_dir / "figures").glob("*.png"))
+    assert written == sorted(["loss", "accuracy", "loss_time", "timing"])  # no parity without a second engine
+    assert page.count("<img src='data:image/png;base64,") == len(written)
+    for key, value in doc["spec"].items():
+        assert f"<td>{key}</td>" in page
+    assert html.escape(doc["fingerprint"]["cpu"]) in page and doc["fingerprint"]["spec_hash"] in page
+    assert "openblas" in page  # an engine's own report
+    assert len(doc["warnings"]) == 4
+    for w in doc["warnings"]:
+        assert html.escape(w) in page, w
+    assert any("flux/loop unavailable" in w for w in doc["warnings"])
+    assert any("FloatingPointError" in w for w in doc["warnings"])
+    assert "<npm>" not in page  # escaped
+    assert "<script" not in page and not re.search(r"""(src|href)=['"]?(https?:|//)""", page)
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Added to a copy of the page only: the report itself needs no script. After the load event every
+# image has been decoded or has failed; the result is written into the DOM that --dump-dom prints.
+PROBE = """<script>window.addEventListener('load', function () {
+  var p = document.createElement('pre'); p.id = 'probe';
+  var t = document.querySelector('table.summary');
+  p.textContent = JSON.stringify({images: Array.from(document.images).map(function (i) {
+      return i.complete && i.naturalWidth > 0; }),
+    table: t ? t.innerText : '', tableHeight: t ? t.getBoundingClientRect().height : 0});
+  document.body.appendChild(p); });</script></body>"""
+
+
+def test_report_renders_in_headless_chromium(two_dir, tmp_path):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not on PATH (Debian package chromium: apt-get install -y chromium)")
+    page = report.build(two_dir).read_text()
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE))
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+                               probe.as_uri()], capture_output=True, text=True, timeout=90)
+    found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
+    assert found, proc.stderr[-2000:]
+    seen = json.loads(html.unescape(found.group(1)))
+    assert seen["images"] == [True] * len(NAMES)
+    assert seen["tableHeight"] > 0
+    for cell in ("reference/float64", "keras/fit", "tensorflow 2.21.0", "520.0 ms", "12.0 ms"):
+        assert cell in seen["table"]
+
+
+def test_report_command_compares_two_folders_and_warns_on_fingerprints(two_dir, tmp_path):
+    b = tmp_path / "b"
+    b.mkdir()
+    shutil.copy(two_dir / "results.csv", b / "results.csv")
+    doc = json.loads((two_dir / "summary.json").read_text())
+    doc["fingerprint"].update(cpu="Another CPU", python="3.12.1")
+    doc["summary"][1].update(steady_epoch_s=0.024, test_accuracy=doc["summary"][1]["test_accuracy"] - 0.1)
+    for e in doc["engines"]:
+        if e["engine"] == "keras":
+            e["report"]["framework_version"] = "2.20.0"
+    (b / "summary.json").write_text(json.dumps(doc))
+    proc = subprocess.run([sys.executable, "-m", "bridge.report", str(two_dir), str(b)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (b / "report.html").exists() and (b / "figures" / "timing.svg").exists()
+    keras = next(line for line in proc.stdout.splitlines() if line.strip().startswith("keras/fit"))
+    assert "2.00x" in keras and "-0.1000" in keras
+    ref = next(line for line in proc.stdout.splitlines() if line.strip().startswith("reference/float64"))
+    assert "1.00x" in ref and "+0.0000" in ref
+    warnings = proc.stderr.strip().splitlines()
+    assert all(w.startswith("warning: ") for w in warnings)
+    for field in ("cpu: ", "python: ", "keras/fit framework_version: '2.21.0' vs '2.20.0'"):
+        assert any(field in w for w in warnings), (field, warnings)
+    assert not any("git_commit" in w or "reference/float64" in w for w in warnings)
+
+
+def test_report_command_rejects_a_folder_without_results(tmp_path, two_dir):
+    (tmp_path / "results.csv").write_text("engine\n")
+    proc = subprocess.run([sys.executable, "-m", "bridge.report", str(two_dir), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert str(tmp_path) in proc.stderr and "summary.json" in proc.stderr
+    assert proc.stdout == ""  # nothing is written before every folder is checked
+
+
+def test_a_failing_report_step_warns_and_keeps_results_and_exit_code(tmp_path, monkeypatch, capsys):
+    def broken(out):
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(report, "build", broken)
+    code = compare.main(["--engines", "reference", "--epochs", "2", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "warning: report not written (RuntimeError: no fonts)" in err
+    assert (tmp_path / "results.csv").exists() and (tmp_path / "summary.json").exists()
