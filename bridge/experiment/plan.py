@@ -185,13 +185,10 @@ def plan_bytes(n_train: int, example_bytes: int, n_test: int, epochs: int) -> in
     return (n_train + n_test) * example_bytes + epochs * n_train * np.dtype(ORDER_DTYPE).itemsize
 
 
-def _save(path: Path, array: np.ndarray) -> None:
-    atomic_write(path, lambda tmp: np.save(tmp, np.ascontiguousarray(array)))
-
-
 def build(data: datasets.Dataset, spec, root: Path, initial: dict[str, np.ndarray]) -> BatchPlan:
     """Write the plan for ``spec`` over ``data`` into folder ``root`` and return it. ``initial`` are the
-    initial weights (neutral layout), stored beside the batches."""
+    initial weights (neutral layout), stored beside the batches. Everything is computed first and written
+    last, each file atomically, plan.toml after the arrays it describes."""
     n = len(data.y_train)
     example = data.x_train[:1].nbytes + data.y_train[:1].nbytes
     total = plan_bytes(n, example, len(data.y_test), spec.epochs)
@@ -201,20 +198,16 @@ def build(data: datasets.Dataset, spec, root: Path, initial: dict[str, np.ndarra
             f"permutations); lower --epochs or --train_size, or raise {MAX_GIB}")
     if n >= 2**31:
         raise PlanTooLarge(f"{n} training examples do not fit the plan's int32 permutations; lower --train_size")
-    root.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "test"):
-        _save(root / f"x_{split}.npy", getattr(data, f"x_{split}"))
-        _save(root / f"y_{split}.npy", getattr(data, f"y_{split}"))
     slices = batch_slices(n, spec.batch_size)
+    orders = [epoch_permutation(spec.seed, e, n).astype(ORDER_DTYPE) for e in range(spec.epochs)]
     checksums = np.empty((spec.epochs, len(slices)), dtype=np.uint32)
-    for e in range(spec.epochs):
-        order = epoch_permutation(spec.seed, e, n).astype(ORDER_DTYPE)
-        _save(root / order_file(e), order)
-        x, y = gather(data.x_train, data.y_train, order)
+    for e, order in enumerate(orders):
+        x, y = gather(data.x_train, data.y_train, order)  # exactly what the worker will hand over
         checksums[e] = [int(batch_checksum(x[s], y[s]), 16) for s in slices]
         del x, y
-    _save(root / CHECKSUMS, checksums)
-    weights_io.save(initial, root / "weights")
+    arrays = {"x_train.npy": data.x_train, "y_train.npy": data.y_train, "x_test.npy": data.x_test,
+              "y_test.npy": data.y_test, CHECKSUMS: checksums, **{order_file(e): o for e, o in enumerate(orders)},
+              **{f"weights/{weights_io.file_name(name)}": w for name, w in initial.items()}}
     meta = {
         "version": PLAN_VERSION, "spec_hash": spec.hash(), "dataset": data.name, "model": spec.model,
         "optimizer": spec.optimizer, "learning_rate": spec.learning_rate, "beta_1": spec.beta_1,
@@ -231,8 +224,16 @@ def build(data: datasets.Dataset, spec, root: Path, initial: dict[str, np.ndarra
         meta["official_split"] = data.official_split
     if spec.model == "cnn":
         meta["feature_shape"] = list(cnn_feature_shape(data.input_shape, spec.filters))
-    atomic_write(root / "plan.toml", to_toml(meta))
+    _write(root, arrays, to_toml(meta))
     return BatchPlan(root, meta)
+
+
+def _write(root: Path, arrays: dict[str, np.ndarray], toml: str) -> None:
+    """The plan's files: every array as a C-order ``.npy``, then plan.toml, each atomically."""
+    (root / "weights").mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        atomic_write(root / name, lambda tmp, a=array: np.save(tmp, np.ascontiguousarray(a)))
+    atomic_write(root / "plan.toml", toml)
 
 
 def to_toml(values: dict) -> str:

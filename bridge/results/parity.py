@@ -2,13 +2,14 @@
 
 Defined once here: the relative step-loss difference, its tolerance and window, and what summary.json
 records of it. Which variant models which engine is :mod:`bridge.experiment.semantics`; each engine run
-carries its max-pool gradient rule from the selection (:class:`bridge.results.records.EngineMode`).
+carries its max-pool gradient rule and the reference run it is compared with from the selection
+(:class:`bridge.results.records.EngineMode`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..experiment.semantics import EXACT_VARIANT, REFERENCE, RULES, compared_with, reference_mode
+from ..experiment.semantics import EXACT_VARIANT, REFERENCE, REFERENCE_VARIANTS, RULES
 
 TOLERANCE = {"sgd": 1e-5, "adam": 1e-4}
 """Largest relative per-step loss difference from the reference variant, by optimizer: over the first 50
@@ -41,13 +42,13 @@ def semantics(model: str, runs: list, frame) -> dict:
     rules on this experiment. Empty for an MLP."""
     if model != "cnn":
         return {}
-    by_label = {r.label: {"maxpool_gradient": r.maxpool_gradient,
-                          "compared_with": compared_with(r.engine, r.mode, r.maxpool_gradient, model)} for r in runs}
+    by_label = {r.label: {"maxpool_gradient": r.maxpool_gradient, "compared_with": r.compared_with} for r in runs}
     out = {"maxpool_gradient": by_label,
            "rules": {r: RULES[r] for r in dict.fromkeys(v["maxpool_gradient"] for v in by_label.values())}}
     steps = frame[(frame.metric == "step_loss") & (frame.engine == REFERENCE) & (frame["repeat"] == 0)]
     variants = {m: g.sort_values("step").value.to_numpy() for m, g in steps.groupby("mode")}
-    exact, nnlib = variants.get(EXACT_VARIANT), variants.get(reference_mode("nnlib", model))
+    exact = variants.get(EXACT_VARIANT)
+    nnlib = next((v for m, v in variants.items() if REFERENCE_VARIANTS.get(m) == "nnlib"), None)
     if exact is not None and nnlib is not None and len(exact) and len(nnlib):
         n = min(VARIANT_STEPS, len(exact), len(nnlib))
         out["reference_variants"] = {"steps": n, "max_rel_diff": float(rel_diff(nnlib[:n], exact[:n]).max())}
@@ -87,7 +88,7 @@ def engine_parity(frame, model: str, optimizer: str, runs: list) -> dict:
         if r.engine == REFERENCE:
             out[r.label] = {"reference": True}
             continue
-        against = compared_with(r.engine, r.mode, r.maxpool_gradient, model)
+        against = r.compared_with
         ref = series.get((*against.split("/", 1), 0))
         mine = [v for (e, m, _), v in series.items() if (e, m) == (r.engine, r.mode) and len(v)]
         if ref is None or not len(ref):

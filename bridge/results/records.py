@@ -1,25 +1,31 @@
 """An engine run and what it leaves: which engine in which mode (:class:`EngineMode`), its status
-(:class:`Outcome`), the names of its files in ``workers/`` and the reading of its worker's record.
+(:class:`Outcome`), the names of its files in ``workers/``, the reading of its worker's record, and the
+stamp of a finished run with the versions it ran (:func:`installed_versions`).
 :mod:`bridge.running.runner` writes them, :mod:`bridge.running.resume` reads them back, and the results
 (:mod:`bridge.results.store`) are made of them.
 """
 from __future__ import annotations
 
+import functools
+import importlib.metadata as metadata
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import atomic_write
+
 
 @dataclass(frozen=True)
 class EngineMode:
-    """An engine in one mode (``keras/fit``), with what :func:`bridge.running.selection.select` read of its
-    module once: the framework it reports, the max-pool gradient rule it follows on the run's device
-    (:mod:`bridge.experiment.semantics`), and the Python modules whose versions say what ran. Two are
-    the same engine run when their engine and mode are."""
+    """An engine in one mode (``keras/fit``), with what :func:`bridge.running.selection.select` decided of it
+    once: the framework it reports, the max-pool gradient rule it follows on the run's device and the
+    reference run its parity is measured against (:mod:`bridge.experiment.semantics`), and the Python
+    modules whose versions say what ran. Two are the same engine run when their engine and mode are."""
     engine: str
     mode: str
     framework: str = field(default="", compare=False)
     maxpool_gradient: str = field(default="exact", compare=False)
+    compared_with: str | None = field(default=None, compare=False)  # a reference run's label; None: the oracle
     python_modules: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -104,3 +110,42 @@ def read_record(path: Path) -> list[dict]:
         except json.JSONDecodeError:  # a line cut short by a hard exit
             break
     return lines
+
+
+# --- what ran, and the stamp of a finished run ------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def providers() -> dict[str, list[str]]:
+    # top-level module -> distributions; "tensorflow" is provided by tensorflow-cpu on some machines
+    return metadata.packages_distributions()
+
+
+def installed_versions(run: EngineMode) -> dict[str, str] | None:
+    """``{distribution: version}`` behind engine run ``run`` as installed now, the distributions of its
+    framework first, then those of its other Python modules; None when its framework is no Python
+    distribution (its version cannot be known without starting it)."""
+    providers_ = providers()
+    if not run.python_modules or not providers_.get(run.python_modules[0]):
+        return None
+    versions = {}
+    for name in run.python_modules:
+        for dist in providers_.get(name, ()):
+            try:
+                versions[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:  # uninstalled since the cache was filled
+                return None
+    return versions
+
+
+STAMP_FORMAT = 1
+
+
+def stamp_path(work: Path, engine: str, mode: str, repeat: int) -> Path:
+    return Path(work) / f"{worker_stem(engine, mode, repeat)}.stamp.json"
+
+
+def stamp(path: Path, spec_hash: str, threads: int, versions: dict | None, wall_s: float) -> None:
+    """Mark a finished run (:data:`REUSABLE`) as reusable (written atomically: a half-written stamp never
+    counts); :mod:`bridge.running.resume` decides whether a later run may reuse it."""
+    atomic_write(path, json.dumps({"format": STAMP_FORMAT, "spec_hash": spec_hash, "threads": threads,
+                                   "versions": versions, "wall_s": wall_s}))

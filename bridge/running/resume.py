@@ -7,11 +7,12 @@ JSON-lines record, through the code path that reads every record
 (:func:`bridge.results.records.outcome_from_record`).
 
 A run is reusable only when the parent stamped it: after a worker ends ``ok`` or ``diverged``, the parent
-writes ``workers/<run>.stamp.json`` (spec hash, threads, the engine's installed versions when it started,
-wall time). A run that was interrupted, failed, or whose parent died before stamping it, runs again.
+writes ``workers/<run>.stamp.json`` (:func:`bridge.results.records.stamp`: spec hash, threads, the engine's
+installed versions when it started, wall time). A run that was interrupted, failed, or whose parent died
+before stamping it, runs again.
 
-Engine versions (:func:`installed_versions`, the one place that decides them) are read from package
-metadata, without importing any framework: the versions of the distributions that provide the engine's
+Engine versions (:func:`bridge.results.records.installed_versions`, the one place that decides them) are
+read from package metadata, without importing any framework: the versions of the distributions that provide the engine's
 Python modules (its ``FRAMEWORK``, ``keras/jax``: keras and jax, then its ``REQUIRES``; read once by the
 selection, :attr:`bridge.results.records.EngineMode.python_modules`). A finished run is reused only
 when those are what they were when it ran, and the ``framework_version`` its worker reported in the
@@ -24,8 +25,6 @@ refuses unless told to overwrite, and then removes the earlier run's files first
 """
 from __future__ import annotations
 
-import functools
-import importlib.metadata as metadata
 import json
 import os
 import shutil
@@ -38,7 +37,7 @@ from ..experiment.plan import open_plan
 from ..experiment.spec import SpecError, load_toml
 from ..files import atomic_write
 from ..results import records
-from ..results.records import EngineMode
+from ..results.records import STAMP_FORMAT, EngineMode, installed_versions, stamp_path
 
 LATEST = "latest"
 # Everything bridge.compare writes into an output folder (the plan too, unless --save-plan sends it
@@ -73,31 +72,6 @@ def link_latest(out: Path) -> str | None:
     return None
 
 
-# --- versions -------------------------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=1)
-def _providers() -> dict[str, list[str]]:
-    # top-level module -> distributions; "tensorflow" is provided by tensorflow-cpu on some machines
-    return metadata.packages_distributions()
-
-
-def installed_versions(run: EngineMode) -> dict[str, str] | None:
-    """``{distribution: version}`` behind engine run ``run`` as installed now, the distributions of its
-    framework first, then those of its other Python modules; None when its framework is no Python
-    distribution (its version cannot be known without starting it)."""
-    providers = _providers()
-    if not run.python_modules or not providers.get(run.python_modules[0]):
-        return None
-    versions = {}
-    for name in run.python_modules:
-        for dist in providers.get(name, ()):
-            try:
-                versions[dist] = metadata.version(dist)
-            except metadata.PackageNotFoundError:  # uninstalled since the cache was filled
-                return None
-    return versions
-
-
 def _version_change(run: EngineMode, then: dict | None, report: dict) -> str | None:
     """Why a finished run may not be reused as far as versions go; None when it may."""
     now = installed_versions(run)
@@ -108,27 +82,11 @@ def _version_change(run: EngineMode, then: dict | None, report: dict) -> str | N
                    for d in sorted(set(now) | set(then or {})) if (then or {}).get(d) != now.get(d)]
         return ", ".join(changed)
     framework = run.python_modules[0]
-    installed = {now[d] for d in _providers()[framework]}
+    installed = {now[d] for d in records.providers()[framework]}
     if str(report.get("framework_version", "")) not in installed:
         return (f"it reported {report.get('framework', '?')} {report.get('framework_version', '?')}, "
                 f"{framework} {' or '.join(sorted(installed))} is installed")
     return None
-
-
-# --- stamps ---------------------------------------------------------------------------------------------
-
-def stamp_path(work: Path, engine: str, mode: str, repeat: int) -> Path:
-    return Path(work) / f"{records.worker_stem(engine, mode, repeat)}.stamp.json"
-
-
-STAMP_FORMAT = 1
-
-
-def stamp(path: Path, spec_hash: str, threads: int, versions: dict | None, wall_s: float) -> None:
-    """Mark a finished run (``records.REUSABLE``) as reusable (written atomically: a half-written stamp
-    never counts)."""
-    atomic_write(path, json.dumps({"format": STAMP_FORMAT, "spec_hash": spec_hash, "threads": threads,
-                                   "versions": versions, "wall_s": wall_s}))
 
 
 def _read_json(path: Path):

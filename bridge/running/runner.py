@@ -22,8 +22,9 @@ from ..contract import Job
 from ..errors import UsageError
 from ..experiment import plan as batch_plan
 from ..results import store
-from ..results.records import REUSABLE, EngineMode, Outcome, outcome_from_record, read_record, worker_stem
-from . import fingerprint, peaks, resume
+from ..results import records
+from ..results.records import EngineMode, Outcome
+from . import fingerprint, peaks
 from .selection import Selection, every_plan_export, select
 from .stopping import Interrupted, stop_on_signals, worker_started
 from .worker import EVENT_PREFIX, worker_environment
@@ -133,16 +134,16 @@ def _status(out: Outcome, lines: list[dict], returncode: int, timed_out: bool, t
 def run_engine(job: Job, run: EngineMode, work: Path, timeout: float,
                on_event: Callable[[dict], None] | None = None) -> Outcome:
     """Start a worker for ``job``, wait at most ``timeout`` seconds, and read what it left."""
-    stem = worker_stem(job.engine, job.mode, job.repeat)
+    stem = records.worker_stem(job.engine, job.mode, job.repeat)
     job_path, log_path, record_path = work / f"{stem}.job.json", work / f"{stem}.log", Path(job.record_path)
     record_path.unlink(missing_ok=True)
     job.save(job_path)
     env = {**os.environ, **worker_environment(job.threads, job.device), "PYTHONUNBUFFERED": "1"}
     forward = (lambda event: on_event({"run": run, "repeat": job.repeat, **event})) if on_event else None
     returncode, timed_out, wall = _launch(job_path, log_path, env, timeout, forward)
-    lines = read_record(record_path)
-    return _status(outcome_from_record(run, job.repeat, lines, wall_s=wall, log=str(log_path)), lines, returncode,
-                   timed_out, timeout)
+    lines = records.read_record(record_path)
+    return _status(records.outcome_from_record(run, job.repeat, lines, wall_s=wall, log=str(log_path)), lines,
+                   returncode, timed_out, timeout)
 
 
 def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[[dict], None] | None = None,
@@ -167,13 +168,14 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
         selection = selection or select(spec)
         status = "unavailable" if selection.named else "skipped"
         cannot_run = [Outcome(r, 0, status, reason) for r, reason in selection.cannot_run]
+        threads = resolve_threads(spec.threads)
+        environment = {**fingerprint.parent(spec.hash()), "threads_requested": threads}
         # a signal up to here raises at once: nothing has finished in this call, nothing is written
         plan = batch_plan.prepare(spec, Path(plan_dir) if plan_dir else out / "plan")
         for export in every_plan_export() if plan_dir else selection.plan_exports:
             export(plan)
         work = out / "workers"
         work.mkdir(parents=True, exist_ok=True)
-        threads = resolve_threads(spec.threads)
         reused = {(o.run, o.repeat): o for o in reuse}
         outcomes: list[Outcome] = []
         # from here a signal stops the running worker and this loop, and what finished is still written
@@ -194,9 +196,7 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
                     outcomes.append(outcome)
                     if on_outcome and outcome.status != "interrupted":
                         on_outcome(outcome)
-            # the machine, measured now that no engine runs
-            environment = {**fingerprint.parent(plan.spec_hash), "threads_requested": threads,
-                           **peaks.measure(spec.device, threads)}
+            environment.update(peaks.measure(spec.device, threads))  # the machine, now that no engine runs
             stop.results = store.write(spec, plan, outcomes + cannot_run, out, environment)
         if stop.signum is not None:
             raise Interrupted(stop.signum, stop.results)
@@ -206,13 +206,13 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
 def _run_and_stamp(r: EngineMode, repeat: int, plan, work: Path, device: str, threads: int, timeout: float,
                    on_event) -> Outcome:
     """One engine run in a fresh worker; stamped reusable when it ends ``ok`` or ``diverged``."""
-    stamp = resume.stamp_path(work, r.engine, r.mode, repeat)
+    stamp = records.stamp_path(work, r.engine, r.mode, repeat)
     stamp.unlink(missing_ok=True)  # this run's earlier result is about to be replaced
-    versions = resume.installed_versions(r)  # before it starts: what it will load
+    versions = records.installed_versions(r)  # before it starts: what it will load
     job = Job(engine=r.engine, mode=r.mode, repeat=repeat, plan_dir=str(plan.root), device=device, threads=threads,
               maxpool_gradient=r.maxpool_gradient,
-              record_path=str(work / f"{worker_stem(r.engine, r.mode, repeat)}.jsonl"))
+              record_path=str(work / f"{records.worker_stem(r.engine, r.mode, repeat)}.jsonl"))
     outcome = run_engine(job, r, work, timeout, on_event)
-    if outcome.status in REUSABLE:
-        resume.stamp(stamp, plan.spec_hash, threads, versions, outcome.wall_s)
+    if outcome.status in records.REUSABLE:
+        records.stamp(stamp, plan.spec_hash, threads, versions, outcome.wall_s)
     return outcome

@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Callable
 
 from ..errors import UsageError
-from ..experiment.semantics import REFERENCE, reference_mode, rule_of
+from ..experiment.semantics import REFERENCE, compared_with, reference_mode, rule_of
 from ..results.records import EngineMode
 
 ENGINES = {
@@ -96,9 +96,11 @@ def select(spec) -> Selection:
     resolved = resolve(spec.engines)
     modules = {engine: module(engine) for engine, _ in resolved}
     reasons = {engine: unavailable_reason(engine, mod) for engine, mod in modules.items()}
-    runs = [EngineMode(engine, mode, str(getattr(modules[engine], "FRAMEWORK", "")),
-                       rule_of(modules[engine], mode, spec.device), python_modules(modules[engine]))
-            for engine, mode in resolved]
+    runs = []
+    for engine, mode in resolved:
+        rule = rule_of(modules[engine], mode, spec.device)
+        runs.append(EngineMode(engine, mode, str(getattr(modules[engine], "FRAMEWORK", "")), rule,
+                               compared_with(engine, mode, rule, spec.model), python_modules(modules[engine])))
     variant = (REFERENCE, reference_mode("nnlib", "cnn"))
     named = f"{variant[0]}:{variant[1]}" in spec.engines
     needed = spec.model == "cnn" and any(r.maxpool_gradient == "nnlib" and not reasons[r.engine]

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from bridge.experiment.spec import Spec
+from bridge.results.records import installed_versions
 from bridge.running import resume, runner
 from bridge.running.stopping import Interrupted
 from tests import support
@@ -292,9 +293,9 @@ def test_engine_versions_come_from_package_metadata_or_are_unknown():
 
     runs = {r.engine: r for r in select(Spec(engines=("reference", "tests.doubles.slow_engine", "flux"))).runs}
     runs |= {r.engine: r for r, _ in select(Spec(engines=("flux",))).cannot_run}
-    assert resume.installed_versions(runs["reference"]) == {"numpy": version("numpy")}
-    assert resume.installed_versions(runs["tests.doubles.slow_engine"]) == {"numpy": version("numpy")}
-    assert resume.installed_versions(runs["flux"]) is None  # Flux's version lives in a Julia environment
+    assert installed_versions(runs["reference"]) == {"numpy": version("numpy")}
+    assert installed_versions(runs["tests.doubles.slow_engine"]) == {"numpy": version("numpy")}
+    assert installed_versions(runs["flux"]) is None  # Flux's version lives in a Julia environment
 
 
 def test_a_finished_run_of_another_engine_version_runs_again(tmp_path):
