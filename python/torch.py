@@ -10,8 +10,8 @@ once at load time: ``Linear.weight`` ``(out, in)`` is the Keras kernel transpose
 ``(Cout, Cin, kH, kW)`` is HWIO transposed (3, 2, 0, 1) (``Conv2d`` is cross-correlation, as Keras',
 so no kernel flip), and because ``nn.Flatten`` after the convolutions reads NCHW order ``(c, h, w)``
 where Keras reads NHWC ``(h, w, c)``, the rows of the first dense kernel are reordered once
-(:func:`bridge.experiment.layouts.dense_rows_nhwc_to_nchw`). Labels become int64 (``CrossEntropyLoss`` wants Long targets), a
-copy made once per epoch before the clock starts.
+(:func:`bridge.experiment.layouts.dense_rows_nhwc_to_nchw`). Labels become int64 (``CrossEntropyLoss``
+wants Long targets), a copy made once per epoch before the clock starts.
 
 Optimizers. SGD is ``torch.optim.SGD(lr)`` (lr rounded through float32 as Keras does). On the CPU it
 updates with a fused multiply-add, ``w = fma(-lr, g, w)``, one rounding where Keras' ``w - g*lr`` has
@@ -177,8 +177,7 @@ def prepare(job: Job) -> tuple[TorchSession, EngineReport]:
             report.update(cuda_version=torch.version.cuda, cudnn_version=torch.backends.cudnn.version())
         device = torch.device(job.device)
         model, named = build_model(torch, plan.parameters, plan.input_shape)
-        feature = cnn_feature_shape(plan.input_shape, layer_sizes(plan.parameters)[0]) if plan.model == "cnn" else None
-        converted = layouts.to_torch(plan.weights(), feature)
+        converted = layouts.to_torch(plan.weights(), plan.feature_shape)
         if sorted(name for name, _ in named) != sorted(converted):
             raise RuntimeError(f"torch model parameters {[n for n, _ in named]} do not match the plan's "
                                f"{sorted(converted)}")

@@ -2,11 +2,12 @@
 
 ``DIR/golden.toml`` lists the cases. Each case replays one of the saved batch plans in ``DIR/<plan>/``
 (the folder ``--save-plan`` writes, less the neutral-layout weights: plan.toml, checksums.npy, the splits,
-each epoch's permutation, the initial weights in Julia layout) with an optimizer's settings, and ``DIR/expected/<case>.npy`` holds the per-step training
-losses the NumPy reference computes on it in float64; ``DIR/expected/<plan>.x_train.eNNNN.npy`` (and
-``y_``) hold every epoch as Python gathers it, which Julia's ``epoch_data`` must reproduce exactly. The sgd and adam cases of a model share one plan. ``Pkg.test``
-of BridgeFlux and BridgeKnet replays every case and compares within the tolerance golden.toml carries
-(:data:`bridge.results.parity.TOLERANCE`), so Julia's own CI checks parity without Python.
+each epoch's permutation, the initial weights in Julia layout) with an optimizer's settings, and
+``DIR/expected/<case>.npy`` holds the per-step training losses the NumPy reference computes on it in
+float64; ``DIR/expected/<plan>.x_train.eNNNN.npy`` (and ``y_``) hold every epoch as Python gathers it,
+which Julia's ``epoch_data`` must reproduce exactly. The sgd and adam cases of a model share one plan.
+``Pkg.test`` of BridgeFlux and BridgeKnet replays every case and compares within the tolerance golden.toml
+carries (:data:`bridge.results.parity.TOLERANCE`), so Julia's own CI checks parity without Python.
 
 The expected losses use the reference variant that models Flux and Knet on the CPU: NNlib's max-pool
 gradient rule (:mod:`bridge.experiment.semantics`). The CNN plan is chosen so that the rule matters there: with

@@ -1,10 +1,8 @@
-"""Figures of a results folder, each a pure function of its ``results.csv``.
-
-Every figure is two functions: ``<name>_data(frame)`` returns the plotted series as a tidy DataFrame
-(the tests compare it with the results, not pixels) and ``<name>_figure(data, about) -> Figure`` draws
-it. :func:`write` saves every figure that has data as PNG and SVG under ``DIR/figures/``. Figures are
-:class:`matplotlib.figure.Figure` objects, never pyplot's: no global registry, no GUI backend, nothing
-left open between calls; ``savefig`` renders with Agg.
+"""Figures of a results folder, each a pure function of its ``results.csv``: ``<name>_data(frame)`` returns
+the plotted series as a tidy DataFrame (the tests compare it with the results, not pixels) and
+``<name>_figure(data, about) -> Figure`` draws it; :func:`write` saves every figure that has data as PNG and
+SVG under ``DIR/figures/``. Figures are :class:`matplotlib.figure.Figure` objects, never pyplot's: no global
+registry, no GUI backend, nothing left open between calls.
 """
 from __future__ import annotations
 

@@ -9,13 +9,13 @@ is how the tests exercise this code on a machine without a GPU.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
 import sys
 import time
 
+from ..cli import Parser
 from .peaks import best_time
 
 SIZE = {"cuda": 8192, "cpu": 1024}
@@ -76,7 +76,7 @@ def measure(device: str, framework: str | None = None, seconds: float = 1.0) -> 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bridge.running.devicepeak", description=__doc__.split("\n\n")[0])
+    p = Parser("bridge.running.devicepeak", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=tuple(SIZE), default="cuda")
     p.add_argument("--framework", choices=FRAMEWORKS, default=None, help="default: the first installed")
     p.add_argument("--seconds", type=float, default=1.0)
@@ -84,7 +84,8 @@ def main(argv=None) -> int:
     try:
         print(json.dumps(measure(a.device, a.framework, a.seconds)))
     except Exception as e:  # one line, the reason: the parent records it
-        print(f"bridge.running.devicepeak: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(f"bridge.running.devicepeak: {type(e).__name__}: {first}", file=sys.stderr)
         return 1
     return 0
 

@@ -60,12 +60,16 @@ def unavailable_reason(engine: str, mod: ModuleType | None = None) -> str | None
     return check() if check else None
 
 
-def resolve(names: tuple[str, ...]) -> list[tuple[str, str]]:
-    """``keras`` → every mode of keras; ``keras:fit`` → that mode. Empty → every registered engine."""
+def resolve(names: tuple[str, ...], modules: dict[str, ModuleType] | None = None) -> list[tuple[str, str]]:
+    """``keras`` → every mode of keras; ``keras:fit`` → that mode. Empty → every registered engine.
+    ``modules`` (engine → module) receives every module read, each once."""
+    modules = {} if modules is None else modules
     runs: list[tuple[str, str]] = []
     for name in names or tuple(ENGINES):
         engine, _, mode = name.partition(":")
-        modes = tuple(module(engine).MODES)
+        if engine not in modules:
+            modules[engine] = module(engine)
+        modes = tuple(modules[engine].MODES)
         if mode and mode not in modes:
             raise EngineError(f"mode {mode!r} of engine {engine!r} is not known; accepted: {', '.join(modes)}")
         for m in (mode,) if mode else modes:
@@ -93,8 +97,8 @@ def select(spec) -> Selection:
     here follows NNlib's max-pool gradient (so that engine's parity has its reference,
     :mod:`bridge.results.parity`); ``reference:nnlib`` asks for that variant explicitly. Raises
     :class:`EngineError` for an unknown engine or mode."""
-    resolved = resolve(spec.engines)
-    modules = {engine: module(engine) for engine, _ in resolved}
+    modules: dict[str, ModuleType] = {}
+    resolved = resolve(spec.engines, modules)
     reasons = {engine: unavailable_reason(engine, mod) for engine, mod in modules.items()}
     runs = []
     for engine, mode in resolved:

@@ -61,7 +61,8 @@ def curves(frame: pd.DataFrame, definition: dict) -> pd.DataFrame:
     ok["x"], _, _ = x_of(ok, axes[0])
     ok["panel"] = ""
     if len(axes) > 1:  # one panel per combination of the other axes, in the grid's order
-        ok["panel"] = [" ".join(f"{a}={v}" for a, v in zip(axes[1:], row)) for row in ok[axes[1:]].itertuples(index=False)]
+        ok["panel"] = [" ".join(f"{a}={v}" for a, v in zip(axes[1:], row))
+                       for row in ok[axes[1:]].itertuples(index=False)]
     order = {p["point"]: i for i, p in enumerate(definition.get("points", []))}
     ok["order"] = ok.point.map(order)
     columns = [c for c, *_ in FIGURES.values()]

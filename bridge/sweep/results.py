@@ -79,7 +79,8 @@ def point_rows(point: Point, folder: Path, worker: str = "", attempts: int = 0) 
                      "first_epoch_s": first, "steady_epoch_s": steady,
                      **throughput(steady, first, work),
                      "test_accuracy": accuracy.get((run["engine"], run["mode"], repeat), np.nan),
-                     "parameters": work.get("parameters"), "forward_flops_per_example": work.get("forward_flops_per_example"),
+                     "parameters": work.get("parameters"),
+                     "forward_flops_per_example": work.get("forward_flops_per_example"),
                      "worker": worker, "attempts": attempts,
                      "error": run.get("message", "") if run["status"] not in ("ok",) else ""})
     return rows

@@ -5,6 +5,11 @@ import ctypes
 import subprocess
 import sys
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 import numpy as np
 import pytest
 
@@ -16,7 +21,6 @@ from bridge.results.parity import TOLERANCE
 from tests.support import ROOT, needs_tf, run_compare
 
 from . import nnlib_sim
-from .julia_static import tomllib  # tomli on Python 3.10
 
 JULIA_ENGINES = ("flux", "knet")
 

@@ -274,7 +274,9 @@ def test_a_worker_killed_mid_sweep_has_its_point_retried_elsewhere(cluster, tmp_
 
 # --- Ctrl-C and resume ------------------------------------------------------------------------------------------
 
-def test_an_interrupted_sweep_keeps_its_finished_points_and_resumes_with_the_rest(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_sweep_keeps_its_finished_points_and_resumes_with_the_rest(tmp_path, sig):
+    """Ctrl-C, or SIGTERM as a scheduler sends it: the finished points are kept, exit 128 + the signal."""
     out = tmp_path / "sweep"
     args = ["--dataset", "iris", "--epochs", "300", "--engines", "reference", "--grid", "batch_size=8,16,32",
             "--out", str(out), "--no-report"]
@@ -284,11 +286,11 @@ def test_an_interrupted_sweep_keeps_its_finished_points_and_resumes_with_the_res
     for line in proc.stdout:
         lines.append(line)
         if " done" in line and "point " in line:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             break
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, "".join(lines) + stdout + stderr
-    assert "stopped by SIGINT" in stderr and "resume with: python -m bridge.sweep" in stderr
+    assert proc.returncode == 128 + sig, "".join(lines) + stdout + stderr
+    assert f"stopped by {signal.Signals(sig).name}" in stderr and "resume with: python -m bridge.sweep" in stderr
     frame, _ = sweepresults.read_table(out)
     kept = set(frame.point)
     assert 1 <= len(kept) < 3 and (frame.status == "ok").all()

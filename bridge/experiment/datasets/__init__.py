@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from . import fashion_mnist, iris, synthetic
 from .base import DataError, Dataset
 
 __all__ = ["DataError", "Dataset", "as_vectors", "load"]
@@ -16,6 +15,10 @@ __all__ = ["DataError", "Dataset", "as_vectors", "load"]
 
 def load(spec) -> Dataset:
     """The data set a :class:`bridge.experiment.spec.Spec` names, cut to ``train_size`` / ``test_size``."""
+    # each loader imported when named: `python -m bridge.experiment.datasets.fashion_mnist` runs that module
+    # as __main__, which an import of it here would have loaded once already
+    from . import fashion_mnist, iris, synthetic
+
     if spec.dataset == "iris":
         data = iris.load(spec.seed)
     elif spec.dataset == "fashion-mnist":

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...cli import Parser, fail
 from ...files import atomic_write
 from .base import DataError, Dataset
 
@@ -47,6 +48,7 @@ NPM_INTEGRITY = ("sha512-ZrxJmesy59ChoJurimpENhVgttJq0zItOzc4uWd2Us6EgRrSeN5LTpN
 NPM_SPLIT_RULE = ("per class, stored order, empty entries dropped: first n - round(n/7) -> train, "
                   "last round(n/7) -> test; each part ordered round-robin over classes 0..9; no RNG")
 MARKER = "SOURCE.json"
+COMMAND = "bridge.experiment.datasets.fashion_mnist"
 TIMEOUT_S = 20
 _MAGIC = {0x00000801: 1, 0x00000803: 3}  # IDX, unsigned byte data: labels 1-D, images 3-D
 
@@ -272,10 +274,7 @@ def load(cache_dir: str | os.PathLike | None = None, source: str = "auto") -> Da
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m bridge.experiment.datasets.fashion_mnist",
-                                description="Fill (or check) the Fashion-MNIST cache.")
+    p = Parser(COMMAND, description="Fill (or check) the Fashion-MNIST cache.")
     p.add_argument("cache_dir", nargs="?", default=None,
                    help="folder for the four IDX files (default: $BRIDGE_DATA_DIR/fashion-mnist or "
                         "~/.cache/bridge/fashion-mnist)")
@@ -285,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ds = load(args.cache_dir, args.source)
     except (OSError, DataError) as e:
-        print(f"bridge.datasets.fashion_mnist: error: {e}", file=sys.stderr)
-        return 1
+        return fail(COMMAND, e)
     print(f"{ds.source}: {ds.split}")
     return 0
 
