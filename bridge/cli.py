@@ -1,4 +1,5 @@
-"""What every command shares: one-line usage errors, exit codes, and the spec's options.
+"""What every command shares: one-line usage errors and exit codes (the spec's options are
+:mod:`bridge.experiment.options`).
 
 Commands (``bridge.compare``, ``bridge.report``, ``bridge.sweep``, ``bridge.julia``) are thin shells over
 library calls. Bad input exits :data:`EXIT_USAGE` with one line naming the value and the fix, a failure
@@ -9,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import MISSING
 
 from .errors import UsageError
-from .experiment.spec import DATASET_DEFAULTS, FIELDS, Spec, from_mapping, toml_values
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def signal_exit_code(signum: int) -> int:
+    """The exit code of a command stopped by signal ``signum``: the shell's, 130 for SIGINT, 143 for SIGTERM."""
     return 128 + signum
 
 
@@ -38,39 +38,3 @@ def fail(command: str, error: BaseException | str) -> int:
     """Print ``error`` as the command's one line on stderr; the exit code it calls for."""
     print(f"{command}: error: {error}", file=sys.stderr)
     return EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILED
-
-
-def add_spec_options(p: argparse.ArgumentParser) -> None:
-    """One option per spec field (bridge.compare's and bridge.sweep's), with its default shown."""
-    group = p.add_argument_group("experiment spec (defaults shown)")
-    for name, f in FIELDS.items():
-        default = f.default if f.default is not MISSING else None
-        shown = format_value(default) if default is not None else ""
-        if default is None and name in DATASET_DEFAULTS["iris"]:
-            shown = ", ".join(f"{format_value(d[name])} for {dataset}" for dataset, d in DATASET_DEFAULTS.items())
-        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-        group.add_argument(*flags, dest=name, default=None, metavar=name.split("_")[-1].upper(),
-                           help=f"{f.metadata.get('help', '')} (default: {shown if shown != '' else 'none'})")
-
-
-def format_value(value) -> str:
-    """A spec value as the command line writes it: ``64,32`` for a list, ``0.001`` for a float."""
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def given_fields(args: argparse.Namespace) -> dict:
-    """The spec fields set on the command line."""
-    return {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
-
-
-def spec_from_args(args: argparse.Namespace) -> Spec:
-    """Config file, then the command line over it; what neither sets takes the defaults of the data set
-    the two name together (so ``--dataset`` on the command line also brings its defaults)."""
-    config = {}
-    if args.config:
-        config = toml_values(args.config)
-        from_mapping(config, origin=args.config)  # a bad value is named as the file's
-    return from_mapping({**config, **given_fields(args)}, origin="the command line")
-

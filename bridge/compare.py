@@ -14,8 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .cli import EXIT_FAILED, EXIT_OK, Parser, add_spec_options, fail, spec_from_args
+from .cli import EXIT_FAILED, EXIT_OK, Parser, fail
 from .errors import BridgeError, UsageError
+from .experiment.options import add_spec_options, spec_from_args
 from .experiment.spec import describe_sizes
 from .results.parity import describe
 from .running import resume

@@ -14,6 +14,8 @@ import sys
 import threading
 from contextlib import contextmanager
 
+from ..cli import signal_exit_code
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -33,7 +35,7 @@ class Interrupted(KeyboardInterrupt):
 
     @property
     def exit_code(self) -> int:
-        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        return signal_exit_code(self.signum)
 
 
 class _Stop:
@@ -62,7 +64,7 @@ class _Stop:
                 os.write(1, b"\x1b[?25h\n")  # the live progress display hides the cursor
             os.write(2, f"bridge: {signal.Signals(signum).name} again, stopped at once; files written before "
                         "are kept\n".encode())
-            os._exit(128 + signum)
+            os._exit(signal_exit_code(signum))
         self.signum = signum
         self.kill_workers()
         if not self.defer:

@@ -29,8 +29,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, add_spec_options, fail, given_fields
+from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, fail
 from ..errors import BridgeError
+from ..experiment.options import add_spec_options, given_fields
 from ..experiment.spec import from_mapping, sweep_table, toml_values
 from ..results.records import FAILURES
 from ..running.stopping import Interrupted, stop_on_signals

@@ -1,7 +1,7 @@
 """The spec: defaults, TOML files, CLI precedence and clear errors for bad values."""
 import pytest
 
-from bridge.cli import spec_from_args
+from bridge.experiment.options import spec_from_args
 from bridge.compare import parser
 from bridge.experiment.spec import DATASET_DEFAULTS, Spec, SpecError, from_mapping, load_toml
 from tests.support import ROOT

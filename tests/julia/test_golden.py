@@ -1,4 +1,4 @@
-"""The golden fixtures of the Julia packages (julia/golden, written by `python -m bridge.julia.golden`) encode
+"""The golden fixtures of the Julia packages (julia/golden, written by `python -m tests.julia.golden`) encode
 what Flux and Knet compute, checked here without Julia.
 
 tests/nnlib_sim.py simulates BridgeFlux in float32 from the upstream NNlib/Flux sources (Julia

@@ -16,7 +16,9 @@ import pytest
 from bridge.engines.common.julia_session import JuliaEngine, precision
 from bridge.experiment import plan as batch_plan
 from bridge.experiment.spec import Spec
-from bridge.julia import golden, record
+from bridge.julia import record
+
+from . import golden
 from bridge.results.parity import TOLERANCE
 from tests.support import ROOT, needs_tf, run_compare
 
@@ -45,7 +47,7 @@ def test_without_julia_keras_runs_and_flux_knet_are_reported_with_the_setup_comm
 
 
 def test_golden_fixtures_are_what_the_reference_computes(tmp_path):
-    """The committed julia/golden cases (for Pkg.test) are reproduced by `python -m bridge.julia.golden`."""
+    """The committed julia/golden cases (for Pkg.test) are reproduced by `python -m tests.julia.golden`."""
     fresh = golden.write(tmp_path)
     committed = ROOT / "julia" / "golden"
     assert (committed / "golden.toml").read_text() == (tmp_path / "golden.toml").read_text()

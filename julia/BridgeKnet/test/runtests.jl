@@ -4,7 +4,7 @@ using BridgeKnet, Test, NPZ, TOML
 using Knet: Param, @diff, grad, pool
 
 const GOLDEN = joinpath(@__DIR__, "..", "..", "golden")
-# golden.toml (python -m bridge.julia.golden): the cases, and the tolerance every engine's parity uses
+# golden.toml (python -m tests.julia.golden): the cases, and the tolerance every engine's parity uses
 # (bridge/results/parity.py), by optimizer.
 const CASES = TOML.parsefile(joinpath(GOLDEN, "golden.toml"))
 

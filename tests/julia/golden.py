@@ -1,4 +1,5 @@
-"""Golden fixtures for the Julia packages' own tests: ``python -m bridge.julia.golden [DIR]``.
+"""Golden fixtures for the Julia packages' own tests: ``python -m tests.julia.golden [DIR]`` (from the
+repository root; the fixtures are committed, and tests/julia/test_julia_engines.py checks they are current).
 
 ``DIR/golden.toml`` lists the cases. Each case replays one of the saved batch plans in ``DIR/<plan>/``
 (the folder ``--save-plan`` writes, less the neutral-layout weights: plan.toml, checksums.npy, the splits,
@@ -26,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engines import flux, reference
-from ..experiment import plan as batch_plan
-from ..experiment.semantics import rule_of
-from ..experiment.spec import Spec
-from ..results.parity import TOLERANCE
-from . import plan as julia_plan
+from bridge.engines import flux, reference
+from bridge.experiment import plan as batch_plan
+from bridge.experiment.semantics import rule_of
+from bridge.experiment.spec import Spec
+from bridge.julia import plan as julia_plan
+from bridge.results.parity import TOLERANCE
 
 PLANS = {
     "mlp": Spec(dataset="iris", epochs=2, batch_size=16),
@@ -71,7 +72,7 @@ def reference_losses(plan: batch_plan.BatchPlan, rule: str = MAXPOOL_GRADIENT) -
 
 def golden_toml() -> str:
     keys = ("optimizer", "learning_rate", "beta_1", "beta_2", "epsilon")
-    lines = ["# Written by `python -m bridge.julia.golden`; read by the Pkg.test of BridgeFlux and BridgeKnet.",
+    lines = ["# Written by `python -m tests.julia.golden`; read by the Pkg.test of BridgeFlux and BridgeKnet.",
              "# Each case trains plan <plan> with the optimizer settings given here (they replace the plan's)",
              "# and compares its per-step losses with expected/<case>.npy: the NumPy float64 reference's, with",
              "# the max-pool gradient rule named below. tolerance: largest relative per-step difference.",
