@@ -12,7 +12,6 @@ import pty
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from bridge.results.records import installed_versions
 from bridge.running import resume, runner
 from bridge.running.stopping import Interrupted
 from tests import support
-from tests.support import ROOT, CompareRun, run_compare, start_compare
+from tests.support import ROOT, CompareRun, compare_command, run_compare, start_compare
 
 ENGINES = "reference,tests.doubles.slow_engine"
 SLOW_RECORD = "tests_doubles_slow_engine-slow-r0.jsonl"
@@ -154,8 +153,8 @@ def test_ctrl_c_typed_on_a_terminal_stops_the_run_the_same_way(tmp_path):
     if pid == 0:  # the child: bridge.compare on the terminal (never back into pytest, even if exec fails)
         try:
             os.chdir(ROOT)
-            os.execve(sys.executable, [sys.executable, "-m", "bridge.compare", "--engines", ENGINES, "--epochs",
-                                       "4", "--out", str(out), "--no-report"], {**environment(2.0), "TERM": "xterm"})
+            command = compare_command("--engines", ENGINES, "--epochs", "4", "--out", out, "--no-report")
+            os.execve(command[0], command, {**environment(2.0), "TERM": "xterm"})
         finally:
             os._exit(127)
     screen = bytearray()
