@@ -116,11 +116,21 @@ class EngineReport(TypedDict, total=False):
 
 
 class Engine(Protocol):
-    """An engine module, as a type: a module with these names satisfies it."""
-    FRAMEWORK: str
-    MODES: tuple[str, ...]
-    REQUIRES: tuple[str, ...]
-    INSTALL: str
+    """An engine module, as a type: a module with these names satisfies it (a type checker verifies
+    ``engine: Engine = bridge.engines.torch``). The constants are read-only here, so a module's own
+    narrower types (``MODES = ("loop",)``) fit."""
+
+    @property
+    def FRAMEWORK(self) -> str: ...
+
+    @property
+    def MODES(self) -> tuple[str, ...]: ...
+
+    @property
+    def REQUIRES(self) -> tuple[str, ...]: ...
+
+    @property
+    def INSTALL(self) -> str: ...
 
     def prepare(self, job: Job) -> tuple[Any, EngineReport]: ...
 
