@@ -13,12 +13,7 @@ machine's peaks), :mod:`bridge.results` (the results folder, the summary, parity
 :mod:`bridge.julia` sets up the Julia engines. The engines themselves are :mod:`bridge.engines`, following
 :mod:`bridge.contract`.
 """
-from importlib import metadata
-
-try:
-    __version__ = metadata.version("bridge")
-except metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "unknown"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it from here
 
 _EXPORTS = {"Spec": ("bridge.experiment.spec", "Spec"), "run": ("bridge.running.runner", "run"),
             "Results": ("bridge.results.store", "Results")}
