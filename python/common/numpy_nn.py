@@ -219,9 +219,9 @@ def loss_and_grads(model: str, params: dict, x, y, maxpool: str = "exact") -> tu
 
 def _tf_cast(value: float, dt: np.dtype):
     # keras ops.cast on the TF backend is tf.cast(x, dtype), which first converts a
-    # Python float to a float32 tensor (keras/src/backend/tensorflow/core.py:210-218);
-    # the lr is moreover stored in a floatx()=float32 Variable
-    # (keras/src/optimizers/base_optimizer.py:185-190).  So for float64 variables
+    # Python float to a float32 tensor (Keras 3.15, backend/tensorflow/core.py, `cast`);
+    # the lr is moreover stored in a floatx()=float32 Variable (optimizers/base_optimizer.py,
+    # `BaseOptimizer.__init__`, the `_learning_rate` variable).  So for float64 variables
     # both lr and beta arrive as float64(float32(x)).
     return dt.type(np.float32(value))
 

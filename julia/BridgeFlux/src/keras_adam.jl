@@ -4,14 +4,14 @@
 # `init(rule, x)` once per trainable array (:29-35, :48); `update!` calls
 # `ℓ.state, x̄′ = apply!(ℓ.rule, ℓ.state, x, dx)` (:104) and then `subtract!(x, x̄′)`, i.e.
 # `x .= x .- x̄′` in place (:111). So `apply!` returns (new state, the amount SUBTRACTED).
-# Pattern followed: Adam in src/rules.jl:208-225 (its own formula differs from Keras, see below).
+# Pattern followed: `Adam` in src/rules.jl@v0.4.8 (its own formula differs from Keras, see below).
 
 """
     KerasAdam(learning_rate, beta_1, beta_2, epsilon)
 
 Adam exactly as Keras 3.15.1 (`keras/src/optimizers/adam.py`, `update_step`) and
 `python/common/numpy_nn.py`'s `Adam` compute it, in the parameter's element type (the constants and their
-rounding: [`keras_adam_constants`](@ref)). Unlike `Optimisers.Adam` (rules.jl:216-225), epsilon is
+rounding: [`keras_adam_constants`](@ref)). Unlike `Optimisers.Adam` (its `apply!`), epsilon is
 added to the square root of the uncorrected second moment: with `Optimisers.Adam` the steps differ
 from Keras' by ~1e-5 relative.
 """

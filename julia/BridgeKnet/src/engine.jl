@@ -105,7 +105,7 @@ end
 
 function gradient(J, p::Param)
     g = grad(J, p)
-    # AutoGrad returns nothing for a Param that is not on the tape (AutoGrad src/core.jl:215-216).
+    # AutoGrad returns nothing for a Param that is not on the tape (AutoGrad 1.2.5 src/core.jl, `grad`).
     g === nothing &&
         error("no gradient for the parameter of size $(size(value(p))); it does not reach the loss")
     return g
