@@ -52,6 +52,7 @@ from typing import Any, Iterator, Protocol, TypedDict
 import numpy as np
 
 from .experiment.plan import BatchPlan, open_plan
+from .files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Job:
     record_path: str
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self)))
+        atomic_write(path, json.dumps(asdict(self)))
 
     @staticmethod
     def load(path: Path) -> "Job":
