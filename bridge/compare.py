@@ -12,6 +12,7 @@ import argparse
 import shlex
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from .cli import EXIT_FAILED, EXIT_OK, Parser, fail
@@ -19,12 +20,15 @@ from .errors import BridgeError, UsageError
 from .experiment.options import add_spec_options, spec_from_args
 from .experiment.spec import describe_sizes
 from .results.parity import describe
-from .running import resume
+from .results.timing import DISTURBED_CORES, describe_others
+from .running import interference, resume
 from .running.progress import RunProgress
 from .running.selection import select
 from .running.stopping import Interrupted, stop_on_signals
 
 COMMAND = "bridge.compare"
+SAMPLE_S = 0.3
+"""Seconds the machine is sampled for before the first engine starts (30 clock ticks of every core)."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,6 +50,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print only the summary table and errors (no progress)")
     p.add_argument("--no-report", action="store_true", dest="no_report",
                    help="do not write figures/ and report.html into the output folder at the end")
+    p.add_argument("--wait-quiet", metavar="SECONDS", type=float, default=0.0, dest="wait_quiet",
+                   help="when other processes keep the machine busy before the first engine starts, wait up to "
+                        "SECONDS for it to be quiet (default: start at once, saying so)")
+    p.add_argument("--refuse-busy", action="store_true", dest="refuse_busy",
+                   help="run nothing (exit 1) when the machine is still busy before the first engine starts")
     add_spec_options(p)
     return p
 
@@ -71,6 +80,27 @@ def _write_report(out: Path, quiet: bool) -> None:
     else:
         if not quiet:
             print(f"report written to {path}")
+
+
+def _wait_for_quiet(wait_s: float, refuse: bool) -> None:
+    """Before the first engine: sample what other processes do with the machine; when they keep it busy,
+    wait up to ``wait_s`` seconds for quiet, then say so in one line, or refuse to run (``refuse``)."""
+    load = interference.sample(SAMPLE_S)
+    deadline = time.monotonic() + wait_s
+    if load is not None and load > DISTURBED_CORES and wait_s:
+        print(f"bridge: the machine is busy ({describe_others(load)}); waiting up to {wait_s:g} s for quiet",
+              file=sys.stderr, flush=True)
+    while load is not None and load > DISTURBED_CORES and time.monotonic() < deadline:
+        load = interference.sample(1.0)
+    if load is None or load <= DISTURBED_CORES:
+        return
+    waited = f" after waiting {wait_s:g} s" if wait_s else ""
+    if refuse:
+        raise BridgeError(f"the machine is busy{waited}: {describe_others(load)} before any engine started; "
+                          "nothing was run; retry on a quiet machine, or give --wait-quiet SECONDS")
+    print(f"warning: the machine is busy{waited}: {describe_others(load)} before any engine started; times may "
+          "be disturbed (--wait-quiet SECONDS waits for quiet, --refuse-busy refuses to run)", file=sys.stderr,
+          flush=True)
 
 
 def _resume_command(argv: list[str]) -> str:
@@ -124,6 +154,13 @@ def _main(argv: list[str]) -> int:
         selection = select(spec)  # unknown engines and modes are usage errors
         runner.check_device(spec.device)
         out = Path(args.out) if args.out else resume.default_out(spec)
+    except UsageError as e:
+        return fail(COMMAND, e)
+    try:
+        _wait_for_quiet(args.wait_quiet, args.refuse_busy)  # before anything is written
+    except BridgeError as e:
+        return fail(COMMAND, e)
+    try:
         _check_out(out)
         resume.check_folder(out, spec, overwrite=args.overwrite)
     except UsageError as e:
@@ -132,9 +169,10 @@ def _main(argv: list[str]) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     threads = runner.resolve_threads(spec.threads)
     if not args.quiet:
+        why = "as given" if spec.threads else f"the cores this process may use: {interference.usable_cores()[1]}"
         print(f"bridge: {spec.dataset} {spec.model} ({describe_sizes(spec)}), {spec.optimizer} "
               f"lr={spec.learning_rate:g}, batch {spec.batch_size}, {spec.epochs} epochs, {spec.repeats} repeat(s), "
-              f"device {spec.device}, threads {threads} -> {out}", flush=True)
+              f"device {spec.device}, threads {threads} ({why}) -> {out}", flush=True)
     previous = resume.Previous() if args.fresh else resume.finished(spec, out, threads, selection.runs)
     if not args.quiet and (line := previous.describe(out)):
         print(line, flush=True)
@@ -153,7 +191,7 @@ def _main(argv: list[str]) -> int:
         print(describe(res.semantics))
     # every failure, divergence and mismatch gets its line even with --quiet (a diverged run exits 0,
     # so this line is all that tells a script about it); other warnings only without --quiet
-    flagged = [o.message for o in res.outcomes if o.flagged]
+    flagged = [o.message for o in res.outcomes if o.flagged] + res.disturbed
     for w in res.warnings:
         if w not in progress.printed and (not args.quiet or any(m in w for m in flagged)):
             print(f"warning: {w}", file=sys.stderr)

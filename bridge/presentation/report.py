@@ -11,29 +11,44 @@ from pathlib import Path
 from ..files import atomic_write
 from ..results import parity
 from ..results.store import read_summary
-from ..results.summary import format_fraction, format_number, format_rate, format_seconds
+from ..results.summary import (format_fraction, format_interval, format_machine, format_number, format_rate,
+                               format_seconds)
 from . import figures, html
 
-SUMMARY_COLUMNS = [("engine", "engine", str), ("framework", "framework", str), ("status", "status", str),
-                   ("runs", "runs", str), ("parity", "parity", str), ("first_epoch_s", "first epoch", format_seconds),
-                   ("steady_epoch_s", "steady epoch", format_seconds),
-                   ("examples_per_s", "examples/s", format_rate),
-                   ("gflops", "GFLOP/s", lambda v: format_rate(v, 1)),
-                   ("peak_fraction", "of measured peak", format_fraction),
-                   ("train_loss", "train loss", format_number),
-                   ("test_loss", "test loss", format_number), ("test_accuracy", "test accuracy", format_number)]
+def _field(key, fmt=str):
+    return lambda rec: fmt(rec[key]) if rec.get(key) is not None else "-"
+
+
+def _steady(rec: dict) -> str:
+    cell = format_interval(rec.get("steady_epoch_s"), rec.get("steady_epoch_s_low"), rec.get("steady_epoch_s_high"))
+    return cell + (" unstable" if rec.get("unstable") else "")
+
+
+SUMMARY_COLUMNS = [("engine", "engine", _field("engine")), ("framework", "framework", _field("framework")),
+                   ("status", "status", _field("status")), ("runs", "runs", _field("runs")),
+                   ("parity", "parity", _field("parity")),
+                   ("first_epoch_s", "first epoch", _field("first_epoch_s", format_seconds)),
+                   ("steady_epoch_s", "steady epoch (95% interval)", _steady),
+                   ("examples_per_s", "examples/s", _field("examples_per_s", format_rate)),
+                   ("gflops", "GFLOP/s", _field("gflops", lambda v: format_rate(v, 1))),
+                   ("peak_fraction", "of measured peak", _field("peak_fraction", format_fraction)),
+                   ("others_cores", "machine (cores others used)",
+                    lambda rec: format_machine(rec.get("others_cores"), rec.get("disturbed"))),
+                   ("train_loss", "train loss", _field("train_loss", format_number)),
+                   ("test_loss", "test loss", _field("test_loss", format_number)),
+                   ("test_accuracy", "test accuracy", _field("test_accuracy", format_number))]
 
 TIME_COLUMNS = ("first_epoch_s", "steady_epoch_s", "examples_per_s", "gflops", "peak_fraction")
 NOT_COMPARABLE = "not comparable"
 
 
 def summary_rows(doc: dict) -> list[list[str]]:
-    """The summary table's cells, formatted as in the report; an engine that fails parity has its times
-    shown as "not comparable" (the reason is under the table)."""
+    """The summary table's cells, formatted as in the report; an engine that fails parity, or whose times
+    other processes disturbed, has its times shown as "not comparable" (the reason is under the table)."""
     def cell(rec, key, fmt):
-        if key in TIME_COLUMNS and rec.get("parity_pass") is False:
+        if key in TIME_COLUMNS and (rec.get("parity_pass") is False or rec.get("disturbed")):
             return NOT_COMPARABLE
-        return fmt(rec.get(key)) if rec.get(key) is not None else "-"
+        return fmt(rec)
     return [[cell(rec, key, fmt) for key, _, fmt in SUMMARY_COLUMNS] for rec in doc.get("summary", [])]
 
 
@@ -48,6 +63,21 @@ def _peak_sentence(doc: dict) -> str:
         text += (f"; the CPU's nominal peak is {format_rate(nominal['gflops'], 1)} GFLOP/s "
                  f"({nominal['formula']})")
     return text
+
+
+def _timing(doc: dict) -> list[str]:
+    """How sure the times are: the interval's method, and what marks a run disturbed or unstable."""
+    t = doc.get("timing")
+    if not t:
+        return []
+    e = html.escape
+    return [f"<p id='timing'>The steady epoch's 95% interval is relative to its median: "
+            f"{e(t['interval']['method'])}; one repeat gives none (run <code>--repeats 3</code> or more). An engine "
+            f"is <em>unstable</em> when that interval spans more than {t['unstable_width']:.0%} of its median (with "
+            f"one repeat: its steady epochs' interquartile range), or it has fewer than {t['min_steady_epochs']} "
+            f"steady epochs. <em>machine</em> is the cores other processes took (plus the hypervisor's steal) while "
+            f"the run's epochs were timed; above {t['disturbed_cores']:g} the run is disturbed and its times are not "
+            f"comparable.</p>"]
 
 
 def _parity(doc: dict) -> list[str]:
@@ -88,6 +118,7 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
               f"{e(format_rate((doc.get('work') or {}).get('train_flops_per_example'), 0))} FLOPs per example), "
               f"that rate as a fraction of {e(_peak_sentence(doc))}, and the final loss and accuracy.</p>",
               html.table([h for _, h, _ in SUMMARY_COLUMNS], summary_rows(doc), "summary")]
+    parts += _timing(doc)
     parts += _parity(doc)
     parts += _semantics(doc)
     parts.append("<h2 id='figures'>Figures</h2>")

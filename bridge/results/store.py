@@ -23,6 +23,8 @@ from ..errors import UsageError
 from ..files import atomic_write
 from . import parity
 from .summary import epoch_work, summarise
+from . import intervals
+from .timing import DISTURBED_CORES, MIN_STEADY_EPOCHS, UNSTABLE_WIDTH, describe_others, others_cores
 
 FORMAT = 1
 """summary.json's format: a reader refuses a newer one rather than misread it (absent: written before
@@ -41,6 +43,8 @@ class Results:
     out: Path
     warnings: list[str]
     semantics: dict = field(default_factory=dict)
+    disturbed: list[str] = field(default_factory=list)
+    """The warnings of runs whose times other processes disturbed: shown even with ``--quiet``."""
 
     @property
     def failed(self) -> bool:
@@ -62,6 +66,9 @@ def _rows(outcome, spec, env: dict, steps_per_epoch: int) -> list[dict]:
     for metric in ("import_s", "build_s"):
         if metric in rep:
             add(np.nan, np.nan, "timing", metric, rep[metric])
+    others = others_cores([ep.get("machine") for ep in outcome.epochs])
+    if others is not None:
+        add(np.nan, np.nan, "machine", "others_cores", others)
     for ep in outcome.epochs:
         e = ep["epoch"]
         for i, loss in enumerate(ep["losses"]):
@@ -119,6 +126,14 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict) -> Results:
     reported = {str(o.report.get("threads")) for o in outcomes if o.report}
     if len(reported) > 1:
         warnings.append(f"engines report different thread settings: {', '.join(sorted(reported))}")
+    shares = {(o.run.label, o.repeat): others_cores([ep.get("machine") for ep in o.epochs]) for o in outcomes}
+    disturbed = [f"{label}{f' repeat {r + 1}' if spec.repeats > 1 else ''} disturbed: "
+                 f"{describe_others(cores, env.get('logical_cores'))} while it trained; its times are not comparable"
+                 for (label, r), cores in shares.items() if cores is not None and cores > DISTURBED_CORES]
+    warnings += disturbed
+    warnings += [f"{row['engine']} unstable: {row['unstable_reason']}; differences in its times smaller than that "
+                 "are not readable"
+                 for row in summary.to_dict("records") if row.get("unstable")]
     doc = {
         "format": FORMAT,
         "spec": spec.to_dict(),
@@ -126,7 +141,11 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict) -> Results:
         "fingerprint": env,
         "engines": [{"engine": o.run.engine, "mode": o.run.mode, "repeat": o.repeat, "status": o.status,
                      "message": o.message, "epochs_completed": len(o.epochs), "wall_s": o.wall_s,
-                     "report": o.report, "log": o.log} for o in outcomes],
+                     "others_cores": shares[o.run.label, o.repeat], "report": o.report, "log": o.log}
+                    for o in outcomes],
+        "timing": {"interval": {"level": intervals.LEVEL, "method": intervals.METHOD},
+                   "disturbed_cores": DISTURBED_CORES, "unstable_width": UNSTABLE_WIDTH,
+                   "min_steady_epochs": MIN_STEADY_EPOCHS},
         "batches_identical": not any(o.status == "mismatch" for o in outcomes) and len(checksums) > 0,
         "parity": {"steps": parity.PARITY_STEPS[spec.model], "tolerance": parity.TOLERANCE[spec.optimizer],
                    "runs": parity_},
@@ -139,7 +158,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict) -> Results:
     atomic_write(out / "checksums.csv", lambda p: checksums.to_csv(p, index=False))
     atomic_write(out / "summary.json", json.dumps(doc, indent=1, default=str))
     atomic_write(out / "spec.toml", spec.to_toml())
-    return Results(frame, summary, outcomes, out, warnings, semantics)
+    return Results(frame, summary, outcomes, out, warnings, semantics, disturbed)
 
 
 # --- reading a results folder: the one reader, for figures, report and comparisons --------------------

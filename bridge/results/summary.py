@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..experiment import models
 from . import parity
+from .timing import timing
 
 
 def throughput(steady_s: float, first_s: float, work: dict | None) -> dict:
@@ -40,7 +41,8 @@ def epoch_work(plan, peak_gflops: float | None) -> dict:
 def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
               work: dict | None = None) -> pd.DataFrame:
     """Per engine and mode, over repeats: medians of time to first epoch and of the steady-state epoch
-    time (median of epochs after the first), and the final train/test loss and accuracy.
+    time (median of epochs after the first), with their intervals and what the machine was doing
+    (:func:`bridge.results.timing.timing`), and the final train/test loss and accuracy.
 
     A ``mismatch`` repeat trained on batches other than the plan's, so its numbers compare nothing: it
     keeps its row and status here (and its values in results.csv, to look into), but its times, losses
@@ -54,8 +56,7 @@ def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
         engine, mode = label.split("/", 1)
         compared = [o.repeat for o in mine if o.status != "mismatch"]
         f = frame[(frame.engine == engine) & (frame["mode"] == mode) & frame.repeat.isin(compared)]
-        times = epoch_times(f)
-        first, steady = times["first_epoch_s"].dropna(), times["steady_epoch_s"].dropna()
+        times = timing(f, [o for o in mine if o.repeat in compared], (work or {}).get("examples"))
         last = f[f.epoch == f.epoch.max()] if len(f) else f
 
         def final(split, metric):
@@ -73,12 +74,13 @@ def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
             "parity": parity.parity_cell((parity_ or {}).get(label)),
             "parity_max_rel_diff": (parity_ or {}).get(label, {}).get("max_rel_diff", np.nan),
             "parity_pass": (parity_ or {}).get(label, {}).get("pass"),
-            "first_epoch_s": (first_s := float(first.median()) if len(first) else np.nan),
-            "steady_epoch_s": (steady_s := float(steady.median()) if len(steady) else np.nan),
-            **throughput(steady_s, first_s, work),
+            "first_epoch_s": times["first_epoch_s"],
+            "steady_epoch_s": times["steady_epoch_s"],
+            **throughput(times["steady_epoch_s"], times["first_epoch_s"], work),
             "train_loss": final("train", "loss"),
             "test_loss": final("test", "loss"),
             "test_accuracy": final("test", "accuracy"),
+            **{k: v for k, v in times.items() if k not in ("first_epoch_s", "steady_epoch_s")},
         })
     return pd.DataFrame(records)
 
@@ -129,20 +131,38 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
+def format_interval(point, low, high) -> str:
+    """A time with its 95% interval relative to it: ``2.13 ms (-3%, +5%)``; the time alone without one."""
+    if _missing(point) or _missing(low) or _missing(high) or not point:
+        return format_seconds(point)
+    return f"{format_seconds(point)} ({(low - point) / point:+.0%}, {(high - point) / point:+.0%})"
+
+
+def format_machine(others, disturbed) -> str:
+    """What others took from the machine while a run trained: ``quiet 0.02``, ``DISTURBED 0.97`` (cores),
+    ``-`` when not measured."""
+    if _missing(others):
+        return "-"
+    return f"{'DISTURBED' if disturbed else 'quiet'} {others:.2f}"
+
+
 def format_table(summary: pd.DataFrame) -> str:
     """The compact summary table printed at the end of a run."""
     if summary.empty:
         return "(no engine ran)"
-    show = summary.copy()
-    for col in ("first_epoch_s", "steady_epoch_s"):
-        show[col] = show[col].map(format_seconds)
-    for col in ("train_loss", "test_loss", "test_accuracy"):
-        show[col] = show[col].map(format_number)
-    show["examples_per_s"] = show["examples_per_s"].map(format_rate)
-    show["peak_fraction"] = show["peak_fraction"].map(format_fraction)
-    show = show.drop(columns=["parity_max_rel_diff", "parity_pass", "first_epoch_examples_per_s", "gflops"],
-                     errors="ignore")
-    show = show.rename(columns={"first_epoch_s": "first epoch", "steady_epoch_s": "steady epoch",
-                                "train_loss": "train loss", "test_loss": "test loss", "test_accuracy": "test acc",
-                                "examples_per_s": "examples/s", "peak_fraction": "of peak"})
+    rows = summary.to_dict("records")
+    show = pd.DataFrame({
+        "engine": [r["engine"] for r in rows], "framework": [r["framework"] for r in rows],
+        "status": [r["status"] for r in rows], "runs": [r["runs"] for r in rows],
+        "parity": [r["parity"] for r in rows],
+        "first epoch": [format_seconds(r["first_epoch_s"]) for r in rows],
+        "steady epoch (95%)": [format_interval(r["steady_epoch_s"], r.get("steady_epoch_s_low"),
+                                               r.get("steady_epoch_s_high")) + (" UNSTABLE" if r.get("unstable") else "")
+                               for r in rows],
+        "examples/s": [format_rate(r["examples_per_s"]) for r in rows],
+        "of peak": [format_fraction(r["peak_fraction"]) for r in rows],
+        "machine": [format_machine(r.get("others_cores"), r.get("disturbed")) for r in rows],
+        "train loss": [format_number(r["train_loss"]) for r in rows],
+        "test loss": [format_number(r["test_loss"]) for r in rows],
+        "test acc": [format_number(r["test_accuracy"]) for r in rows]})
     return show.to_string(index=False)

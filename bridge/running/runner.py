@@ -24,7 +24,7 @@ from ..experiment import plan as batch_plan
 from ..results import store
 from ..results import records
 from ..results.records import EngineMode, Outcome
-from . import fingerprint, peaks
+from . import fingerprint, interference, peaks
 from .selection import Selection, every_plan_export, select
 from .stopping import Interrupted, stop_on_signals, worker_started
 from .worker import EVENT_PREFIX, worker_environment
@@ -54,8 +54,8 @@ def check_device(device: str) -> None:
 
 
 def resolve_threads(threads: int) -> int:
-    """``--threads``: 0 means every logical core."""
-    return threads or os.cpu_count() or 1
+    """``--threads``: 0 means every core this process may use (affinity, a container's CPU quota)."""
+    return threads or interference.usable_cores()[0]
 
 
 def _last_error_line(log: Path) -> str:

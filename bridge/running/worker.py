@@ -22,6 +22,9 @@ The worker checks what every engine returns, here and nowhere else:
   epoch is recorded and training stops after it (nothing after a NaN weight is worth the time).
 - **Logits.** ``predict`` returns ``(N, classes)`` (otherwise an error) and finite values (otherwise
   ``diverged``, with that epoch's loss and accuracy recorded as NaN rather than computed from NaN).
+
+Around each ``train_epoch`` call it also measures what other processes took from the machine
+(:mod:`bridge.running.interference`); every epoch line carries it (``machine``).
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ import numpy as np
 
 from ..contract import Job
 from ..experiment.plan import batch_checksum
+from .interference import Meter
 from .selection import module as engine_module
 
 EVENT_PREFIX = "@bridge "
@@ -167,11 +171,14 @@ def run_job(job: Job) -> int:
         if plan.model == "cnn":
             report["maxpool_gradient"] = job.maxpool_gradient
         record.write("prepared", report=report)
+        meter = Meter()
         for epoch in range(plan.epochs):
             x, y = plan.epoch(epoch)
             # before the engine gets them, outside its clock, over exactly what it gets
             handed = [batch_checksum(x[s], y[s]) for s in slices]
+            meter.start()  # what others take from the machine while the engine is timed
             result = module.train_epoch(session, x, y)
+            window = meter.stop()
             losses = check_losses(result.losses, len(slices), epoch)
             metrics, bad_examples = {}, {}
             for split in ("train", "test"):
@@ -179,7 +186,7 @@ def run_job(job: Job) -> int:
                 bad_examples[split] = (bad, plan.meta[f"n_{split}"])
             own = {} if result.checksums is None else {"engine_checksums": [str(c) for c in result.checksums]}
             record.write("epoch", epoch=epoch, seconds=float(result.seconds), losses=losses.tolist(),
-                         checksums=handed, **own, **metrics)
+                         checksums=handed, **own, **metrics, machine=window)
             problems = checksum_problems(epoch, handed, plan.expected_checksums(epoch), result.checksums)
             if problems:
                 record.write("mismatch", epoch=epoch, message="; ".join(problems))

@@ -29,7 +29,8 @@ from .results import read_table
 SIZE_AXES = ("hidden", "filters", "dense")
 FIGURES = {  # name -> (column, y label, log y, caption)
     "throughput": ("examples_per_s", "training examples / s", True,
-                   "Steady-state training throughput of each engine run (median over repeats, band: min–max)."),
+                   "Steady-state training throughput of each engine run (median over repeats; band: its 95% "
+                   "interval with two repeats or more, else min–max)."),
     "gflops": ("gflops", "achieved training GFLOP/s", True,
                "Achieved training GFLOP/s (2 FLOPs per multiply-add, a step counted as 3× the forward pass)."),
     "peak": ("peak_fraction", "fraction of the measured float32 peak", True,
@@ -53,7 +54,8 @@ def x_of(frame: pd.DataFrame, axis: str) -> tuple[pd.Series, str, bool]:
 
 
 def curves(frame: pd.DataFrame, definition: dict) -> pd.DataFrame:
-    """Median, min and max over repeats of every figure's column, per panel, engine run and x."""
+    """Median, min and max over repeats of every figure's column, per panel, engine run and x; for the
+    throughput the band is the point's 95% interval where one is known."""
     axes = list(definition.get("axes", {}))
     ok = frame[(frame.status == "ok") & (frame.engine != "")].copy()
     if ok.empty:
@@ -68,6 +70,11 @@ def curves(frame: pd.DataFrame, definition: dict) -> pd.DataFrame:
     columns = [c for c, *_ in FIGURES.values()]
     g = ok.groupby(["panel", "engine", "x"], sort=False)[columns]
     out = g.median().add_suffix("_med").join(g.min().add_suffix("_min")).join(g.max().add_suffix("_max"))
+    if {"examples_per_s_low", "examples_per_s_high"} <= set(ok.columns):  # the 95% interval where it is known
+        ci = ok.groupby(["panel", "engine", "x"], sort=False)[["examples_per_s_low", "examples_per_s_high"]].median()
+        known = ci.notna().all(axis=1)
+        out.loc[known, "examples_per_s_min"] = ci.loc[known, "examples_per_s_low"]
+        out.loc[known, "examples_per_s_max"] = ci.loc[known, "examples_per_s_high"]
     first = ok.groupby(["panel", "engine", "x"], sort=False).agg(x_label=(axes[0], "first"), order=("order", "min"))
     return out.join(first).reset_index().sort_values(["order", "x"]).reset_index(drop=True)
 
@@ -162,6 +169,12 @@ def render(frame: pd.DataFrame, definition: dict, images: dict[str, bytes], data
     if len(failing):
         parts.append("<div class='warnings' id='parity'>Engine runs that fail parity (their speed is not comparable): "
                      + e(", ".join(sorted(set(failing.engine)))) + "</div>")
+    if "disturbed" in frame:
+        disturbed = frame[frame.disturbed.astype(str) == "True"]
+        if len(disturbed):
+            parts.append("<div class='warnings' id='disturbed'>Engine runs other processes disturbed (their speed is "
+                         "not comparable): " + e(", ".join(f"point {r['point']} {r['engine']} repeat {r['repeat']}"
+                                                          for r in disturbed.to_dict("records"))) + "</div>")
     parts += _figure("throughput", images)
     parts += ["<h2 id='crossings'>Where the engines cross</h2>",
               "<p>Per pair of engine runs, from the median training throughput: which is faster at the smallest and "

@@ -19,13 +19,18 @@ import pandas as pd
 from ..files import atomic_write
 from ..results import store
 from ..results.summary import epoch_times, throughput
+from ..results.timing import DISTURBED_CORES
 from .grid import Point, shown
 
 FORMAT = 1
 """sweep.json's format (absent: written before formats were numbered, read as 1)."""
 COLUMNS = ["point", "engine", "repeat", "status", "parity_max_rel_diff", "parity_pass", "first_epoch_s",
            "steady_epoch_s", "examples_per_s", "first_epoch_examples_per_s", "gflops", "peak_fraction",
+           "examples_per_s_low", "examples_per_s_high", "others_cores", "disturbed", "unstable",
            "test_accuracy", "parameters", "forward_flops_per_example", "worker", "attempts", "error"]
+"""One row per point × engine run × repeat; ``examples_per_s_low``/``_high`` (the engine's 95% interval at
+the point, over its repeats), ``unstable`` and ``disturbed`` (this repeat: others took more than
+:data:`bridge.results.timing.DISTURBED_CORES` cores) as the point's own summary says."""
 
 
 def point_folder(out: Path, point: Point) -> Path:
@@ -66,6 +71,7 @@ def point_rows(point: Point, folder: Path, worker: str = "", attempts: int = 0) 
     accuracy = (frame[(frame.split == "test") & (frame.metric == "accuracy")].sort_values("epoch")
                 .groupby(["engine", "mode", "repeat"]).value.last())
     runs = (doc.get("parity") or {}).get("runs", {})
+    summary = {r["engine"]: r for r in doc.get("summary", [])}
     rows = []
     for run in doc.get("engines", []):
         label, repeat = f"{run['engine']}/{run['mode']}", run["repeat"]
@@ -78,6 +84,11 @@ def point_rows(point: Point, folder: Path, worker: str = "", attempts: int = 0) 
                      "parity_max_rel_diff": parity_.get("max_rel_diff", np.nan), "parity_pass": parity_.get("pass"),
                      "first_epoch_s": first, "steady_epoch_s": steady,
                      **throughput(steady, first, work),
+                     "examples_per_s_low": summary.get(label, {}).get("examples_per_s_low", np.nan),
+                     "examples_per_s_high": summary.get(label, {}).get("examples_per_s_high", np.nan),
+                     "others_cores": run.get("others_cores", np.nan),
+                     "disturbed": (run.get("others_cores") or 0) > DISTURBED_CORES,
+                     "unstable": bool(summary.get(label, {}).get("unstable", False)),
                      "test_accuracy": accuracy.get((run["engine"], run["mode"], repeat), np.nan),
                      "parameters": work.get("parameters"),
                      "forward_flops_per_example": work.get("forward_flops_per_example"),

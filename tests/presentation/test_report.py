@@ -167,11 +167,12 @@ def test_report_holds_summary_figures_spec_environment_and_warnings(failing_dir)
         assert f"<td>{key}</td>" in page
     assert html.escape(doc["fingerprint"]["cpu"]) in page and doc["fingerprint"]["spec_hash"] in page
     assert "openblas" in page  # an engine's own report
-    assert len(doc["warnings"]) == 4
+    assert len(doc["warnings"]) == 5
     for w in doc["warnings"]:
         assert html.escape(w) in page, w
     assert any("flux/loop unavailable" in w for w in doc["warnings"])
     assert any("FloatingPointError" in w for w in doc["warnings"])
+    assert "reference/float64 unstable: only 1 steady epoch(s); run more --epochs" in " ".join(doc["warnings"])
     assert "<npm>" not in page  # escaped
     assert "<script" not in page and not re.search(r"""(src|href)=['"]?(https?:|//)""", page)
 

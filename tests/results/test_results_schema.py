@@ -175,12 +175,21 @@ def test_the_printed_table_shows_results_csv_s_summary(run, engine):
     assert len(lines) == 1, stdout
     s = summary_from_results(frame, engine)
     (row,) = [r for r in summary["summary"] if r["engine"] == label]
-    tail = (f"ok {REPEATS}/{REPEATS} {row['parity']} {_time(s['first_epoch_s'])} {_time(s['steady_epoch_s'])} "
-            f"{format_rate(row['examples_per_s'])} {format_fraction(row['peak_fraction'])} "
+    # the steady epoch with its 95% interval (bounds relative to it), which brackets the value computed here
+    low, high = row["steady_epoch_s_low"], row["steady_epoch_s_high"]
+    assert low <= s["steady_epoch_s"] <= high and row["repeats_timed"] == REPEATS and row["interval_reason"] == ""
+    steady = f"{_time(s['steady_epoch_s'])} " + " ".join(
+        f"{(v - s['steady_epoch_s']) / s['steady_epoch_s']:+.0%}" for v in (low, high)).join("()").replace(" ", ", ")
+    steady += " UNSTABLE" if row["unstable"] else ""
+    machine = "-" if row["others_cores"] is None else f"{'DISTURBED' if row['disturbed'] else 'quiet'} " \
+        f"{row['others_cores']:.2f}"
+    tail = (f"ok {REPEATS}/{REPEATS} {row['parity']} {_time(s['first_epoch_s'])} {steady} "
+            f"{format_rate(row['examples_per_s'])} {format_fraction(row['peak_fraction'])} {machine} "
             f"{s['train_loss']:.4f} {s['test_loss']:.4f} {s['test_accuracy']:.4f}")
     assert lines[0].endswith(tail), (lines[0], tail)
     header = " ".join(stdout.splitlines()[0].split())
-    assert header.endswith("parity first epoch steady epoch examples/s of peak train loss test loss test acc")
+    assert header.endswith("parity first epoch steady epoch (95%) examples/s of peak machine train loss test loss "
+                           "test acc")
 
 
 def test_summary_json_engines_and_checksums(run):

@@ -81,7 +81,7 @@ def test_the_summary_s_rates_follow_from_results_csv(tmp_path):
     assert summary["fingerprint"]["cpu_nominal_peak"] == peaks.nominal_peak(0)
     assert summary["fingerprint"]["device_gemm_peak"] is None  # a CPU run probes no device
     header = " ".join(proc.stdout[proc.stdout.index(" engine "):].splitlines()[0].split())
-    assert "steady epoch examples/s of peak" in header
+    assert "steady epoch (95%) examples/s of peak machine" in header
 
 
 def _cpuinfo_text(model: str, cores: int, flags: str, mhz: str = "1000.000") -> str:

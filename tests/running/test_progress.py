@@ -99,8 +99,8 @@ def test_compare_quiet_prints_no_progress_and_no_report_skips_it(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "repeat" not in proc.stdout and "epoch 3/3" not in proc.stdout and not ANSI.search(proc.stdout)
     assert proc.stdout.splitlines()[0].split() == ["engine", "framework", "status", "runs", "parity", "first", "epoch",
-                                                   "steady", "epoch", "examples/s", "of", "peak", "train", "loss",
-                                                   "test", "loss", "test", "acc"]
+                                                   "steady", "epoch", "(95%)", "examples/s", "of", "peak", "machine",
+                                                   "train", "loss", "test", "loss", "test", "acc"]
     assert proc.stderr == ""
     assert not (tmp_path / "report.html").exists() and (tmp_path / "results.csv").exists()
 

@@ -1,0 +1,96 @@
+"""How far an engine run's times can be trusted: their confidence intervals (:mod:`.intervals`), what
+other processes took from the machine while they were measured, and whether they are stable enough to
+compare. Every time bridge shows carries these, so a number is never read without its caveats.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from .intervals import Interval, median_interval
+
+DISTURBED_CORES = 0.25
+"""A run whose timed epochs shared the machine with other processes using more than this many cores on
+average (the CPU time they took, plus the hypervisor's steal, over the epochs' wall time;
+:mod:`bridge.running.interference` measures it) is ``disturbed``: a busy core elsewhere reads about 1.0, a
+quiet machine 0.00 to 0.05."""
+UNSTABLE_WIDTH = 0.5
+"""An engine is ``unstable`` when its steady epoch's 95% interval spans more than this fraction of its
+median (about ±25%), or, with one repeat and so no interval, when its steady epochs' interquartile range
+does: differences smaller than its own spread cannot be read from it."""
+MIN_STEADY_EPOCHS = 3
+"""Fewer steady epochs than this (``--epochs 1`` has none, 2 has one per repeat) make an engine unstable."""
+
+
+MIN_MEASURED_S = 0.5
+"""Below this many seconds of timed epochs, the CPU the machine spent is counted over the run's whole
+training instead (from its first epoch's start to its last one's end): Linux counts CPU time in ticks of
+10 ms, and a few milliseconds of Iris epochs hold too few of them. Below it too, the share is unknown."""
+
+
+def _share(pairs: list) -> tuple[float, float]:
+    """(cores others used, wall seconds) over ``(start, stop)`` reading pairs of the machine."""
+    hz = pairs[0][0]["hz"]
+    wall = sum(b["t"] - a["t"] for a, b in pairs)
+    busy = sum(b["busy"] - a["busy"] for a, b in pairs) / hz
+    steal = sum(b["steal"] - a["steal"] for a, b in pairs) / hz
+    own = sum(b["own_s"] - a["own_s"] for a, b in pairs)
+    return ((max(0.0, busy - own) + steal) / wall if wall > 0 else float("nan")), wall
+
+
+def others_cores(readings: list) -> float | None:
+    """The cores other processes (and the hypervisor's steal) took on average while a run's epochs were
+    timed (``readings``: the ``machine`` record of each epoch, :class:`bridge.running.interference.Meter`),
+    or over its whole training where the epochs are too short to count (:data:`MIN_MEASURED_S`); None when
+    not measured, or too short to measure either way. Sums before dividing: one short epoch is a few
+    clock ticks, its busy and own time fall on different sides of a tick by chance."""
+    readings = [r for r in readings if r]
+    if not readings:
+        return None
+    cores, wall = _share([(r["start"], r["stop"]) for r in readings])
+    if wall >= MIN_MEASURED_S:
+        return cores
+    cores, wall = _share([(readings[0]["start"], readings[-1]["stop"])])
+    return cores if wall >= MIN_MEASURED_S else None
+
+
+def describe_others(cores: float, total: int | None = None) -> str:
+    """``others used 0.97 of 2 cores``."""
+    return f"others used {cores:.2f} of {total or os.cpu_count()} cores"
+
+
+def _unstable(steady: Interval, groups: list[np.ndarray]) -> str:
+    """Why an engine's steady epoch is too unsteady to compare; empty when it is steady enough."""
+    n = sum(len(g) for g in groups)
+    if n < MIN_STEADY_EPOCHS:
+        return f"only {n} steady epoch(s); run more --epochs"
+    if steady.known:
+        if steady.relative_width > UNSTABLE_WIDTH:
+            return f"its 95% interval spans {steady.relative_width:.0%} of its median"
+        return ""
+    pooled = np.concatenate(groups)
+    q1, median, q3 = np.percentile(pooled, [25, 50, 75])
+    if median > 0 and (q3 - q1) / median > UNSTABLE_WIDTH:
+        return f"its steady epochs' interquartile range spans {(q3 - q1) / median:.0%} of their median"
+    return ""
+
+
+def timing(frame: pd.DataFrame, outcomes: list, examples: int | None) -> dict:
+    """The summary row's timing fields of one engine run (``frame``: its results.csv rows of the repeats
+    compared; ``outcomes``: those repeats): medians with 95% intervals (or why there is none), the cores others took (the worst repeat) and the verdicts ``disturbed`` and ``unstable``."""
+    t = frame[frame.metric == "epoch_s"]
+    first_groups = [g.value.to_numpy() for _, g in t[t.epoch == 0].groupby("repeat")]
+    steady_groups = [g.value.to_numpy() for _, g in t[t.epoch > 0].groupby("repeat")]
+    first, steady = median_interval(first_groups), median_interval(steady_groups)
+    rate = steady.scaled(examples) if examples else Interval(float("nan"), reason="no work known")
+    shares = [s for s in (others_cores([ep.get("machine") for ep in o.epochs]) for o in outcomes) if s is not None]
+    others = max(shares) if shares else float("nan")
+    unstable = _unstable(steady, [g for g in steady_groups if len(g)]) if steady_groups else ""
+    return {"first_epoch_s": first.point, "first_epoch_s_low": first.low, "first_epoch_s_high": first.high,
+            "steady_epoch_s": steady.point, "steady_epoch_s_low": steady.low, "steady_epoch_s_high": steady.high,
+            "examples_per_s_low": rate.low, "examples_per_s_high": rate.high,
+            "repeats_timed": steady.repeats, "interval_reason": steady.reason,
+            "others_cores": others, "disturbed": bool(shares) and others > DISTURBED_CORES,
+            "unstable": bool(unstable), "unstable_reason": unstable}

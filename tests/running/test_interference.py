@@ -1,0 +1,85 @@
+"""What other processes take from the machine is measured, not guessed: a real busy process, started here
+and killed by its pid, while an engine trains makes that run ``disturbed`` with the share it took; before
+the first engine starts, a busy machine is said in one line, waited for, or refused.
+
+The engine is tests/doubles/slow_engine.py: the reference's training with a pause inside each timed epoch,
+so the run's timed epochs last long enough (about a second) to be measured in the kernel's 10 ms ticks."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from bridge.running import interference
+from tests import support
+from tests.support import run_compare
+
+SLOW = "tests.doubles.slow_engine"
+ARGS = ("--engines", SLOW, "--epochs", "8", "--quiet", "--no-report")
+
+
+@pytest.fixture
+def busy_core():
+    """One core kept busy by another process for the test's duration."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def slow_run(tmp_path, name: str, *more: str):
+    return run_compare(*ARGS, *more, out=tmp_path / name, env=support.environment(BRIDGE_SLOW_ENGINE_S="0.12"))
+
+
+def only_run(run) -> dict:
+    (engine,) = run.summary["engines"]
+    (row,) = run.summary["summary"]
+    return {"others": engine["others_cores"], "row": row}
+
+
+def test_a_busy_core_while_an_engine_trains_marks_the_run_disturbed(tmp_path, busy_core):
+    run = slow_run(tmp_path, "busy")
+    assert run.returncode == 0, run.stderr
+    got = only_run(run)
+    assert 0.6 < got["others"] < 1.5, got  # one core of another process, as measured
+    assert got["row"]["disturbed"] is True and got["row"]["others_cores"] == pytest.approx(got["others"])
+    assert f"{SLOW}/slow disturbed: others used {got['others']:.2f} of {os.cpu_count()} cores" in run.stderr
+    assert "DISTURBED" in run.stdout  # the table's machine column, even with --quiet
+    assert "the machine is busy: others used" in run.stderr  # said before the first engine started
+    frame = run.frame
+    assert frame[frame.metric == "others_cores"].value.iloc[0] == pytest.approx(got["others"])
+
+
+def test_the_same_run_on_a_quiet_machine_reads_far_less(tmp_path, busy_core):
+    busy = only_run(slow_run(tmp_path, "busy"))["others"]
+    os.kill(busy_core.pid, signal.SIGKILL)
+    busy_core.wait()
+    quiet_run = slow_run(tmp_path, "quiet")
+    quiet = only_run(quiet_run)["others"]
+    assert quiet < 0.5 and busy - quiet > 0.6, (quiet, busy)
+    assert "the machine is busy" not in quiet_run.stderr
+
+
+def test_refuse_busy_runs_nothing_and_wait_quiet_says_it_waited(tmp_path, busy_core):
+    refused = run_compare(*ARGS, "--refuse-busy", "--wait-quiet", "1", out=tmp_path / "refused")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "bridge.compare: error: the machine is busy after waiting 1 s: others used")
+    assert "nothing was run" in refused.stderr and not (tmp_path / "refused").exists()
+
+
+def test_the_default_thread_count_is_the_cores_this_process_may_use(tmp_path):
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs CPU affinity (Linux) and two cores or more")
+    code = ("import os, runpy, sys; os.sched_setaffinity(0, {0}); "
+            f"sys.argv = ['bridge.compare', '--engines', 'reference', '--epochs', '2', '--no-report', "
+            f"'--out', {str(tmp_path / 'one')!r}]; runpy.run_module('bridge.compare', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=support.ROOT, env=support.environment(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"threads 1 (the cores this process may use: its CPU affinity allows 1 of {os.cpu_count()})" in proc.stdout
+    assert interference.usable_cores()[0] == len(os.sched_getaffinity(0))
