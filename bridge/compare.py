@@ -55,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
                         "SECONDS for it to be quiet (default: start at once, saying so)")
     p.add_argument("--refuse-busy", action="store_true", dest="refuse_busy",
                    help="run nothing (exit 1) when the machine is still busy before the first engine starts")
+    p.add_argument("--baseline", metavar="ENGINE", default=None,
+                   help="the engine run every other one's speed is compared with, e.g. keras:fit (default: the "
+                        "first one in the table that is not the reference)")
     add_spec_options(p)
     return p
 
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     # pandas and the results' code: 0.1 s → 0.5 s to start, loaded once the command line is known to be good
-    from .results.summary import format_table
+    from .results.summary import format_speed, format_table
     from .running import runner
 
     args = parser().parse_args(argv)
@@ -187,6 +190,8 @@ def _main(argv: list[str]) -> int:
     except Interrupted as e:
         return _interrupted(e, args, argv, out)
     print(format_table(res.summary))
+    if not args.quiet:
+        print(format_speed(res.speed, args.baseline))
     if not args.quiet and res.semantics:
         print(describe(res.semantics))
     # every failure, divergence and mismatch gets its line even with --quiet (a diverged run exits 0,

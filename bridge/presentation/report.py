@@ -12,7 +12,7 @@ from ..files import atomic_write
 from ..results import parity
 from ..results.store import read_summary
 from ..results.summary import (format_fraction, format_interval, format_machine, format_number, format_rate,
-                               format_seconds)
+                               format_ratio, format_seconds)
 from . import figures, html
 
 def _field(key, fmt=str):
@@ -80,6 +80,23 @@ def _timing(doc: dict) -> list[str]:
             f"comparable.</p>"]
 
 
+def _speed(doc: dict) -> list[str]:
+    """Every pair of comparable engine runs: the ratio of their steady epochs, its interval, the verdict."""
+    if "speed" not in doc:
+        return []
+    noise = (doc.get("timing") or {}).get("noise")
+    if not doc["speed"]:
+        return ["<h2 id='speed'>Speed</h2><p>No speed comparison: fewer than two engine runs finished with "
+                "times that compare (a run that fails parity is left out).</p>"]
+    rows = [[r["engine"], r["baseline"], format_ratio(r["ratio"], r["low"], r["high"]), r["verdict"]]
+            for r in doc["speed"]]
+    return ["<h2 id='speed'>Speed</h2>",
+            f"<p>Each engine's steady epoch over another's, with the 95% interval of the ratio (the same bootstrap, "
+            f"each side resampled on its own); <em>slower</em> or <em>faster</em> only when the whole interval "
+            f"is beyond {html.escape(f'{noise:g}')}× either way, else <em>within noise</em>.</p>",
+            html.table(["engine", "against", "ratio (95%)", "verdict"], rows, "speed")]
+
+
 def _parity(doc: dict) -> list[str]:
     """What the parity column means in this run, and why any engine's times are not comparable."""
     p = doc.get("parity") or {}
@@ -119,6 +136,7 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
               f"that rate as a fraction of {e(_peak_sentence(doc))}, and the final loss and accuracy.</p>",
               html.table([h for _, h, _ in SUMMARY_COLUMNS], summary_rows(doc), "summary")]
     parts += _timing(doc)
+    parts += _speed(doc)
     parts += _parity(doc)
     parts += _semantics(doc)
     parts.append("<h2 id='figures'>Figures</h2>")

@@ -24,7 +24,8 @@ from ..files import atomic_write
 from . import parity
 from .summary import epoch_work, summarise
 from . import intervals
-from .timing import DISTURBED_CORES, MIN_STEADY_EPOCHS, UNSTABLE_WIDTH, describe_others, others_cores
+from .timing import (DISTURBED_CORES, MIN_STEADY_EPOCHS, NOISE, UNSTABLE_WIDTH, describe_others, others_cores,
+                     speed_ratios)
 
 FORMAT = 1
 """summary.json's format: a reader refuses a newer one rather than misread it (absent: written before
@@ -45,6 +46,8 @@ class Results:
     semantics: dict = field(default_factory=dict)
     disturbed: list[str] = field(default_factory=list)
     """The warnings of runs whose times other processes disturbed: shown even with ``--quiet``."""
+    speed: list[dict] = field(default_factory=list)
+    """Every comparable pair's steady-epoch ratio, interval and verdict (summary.json's ``speed``)."""
 
     @property
     def failed(self) -> bool:
@@ -145,7 +148,8 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict) -> Results:
                     for o in outcomes],
         "timing": {"interval": {"level": intervals.LEVEL, "method": intervals.METHOD},
                    "disturbed_cores": DISTURBED_CORES, "unstable_width": UNSTABLE_WIDTH,
-                   "min_steady_epochs": MIN_STEADY_EPOCHS},
+                   "min_steady_epochs": MIN_STEADY_EPOCHS, "noise": NOISE},
+        "speed": (speed := speed_ratios(frame, summary.to_dict("records"))),
         "batches_identical": not any(o.status == "mismatch" for o in outcomes) and len(checksums) > 0,
         "parity": {"steps": parity.PARITY_STEPS[spec.model], "tolerance": parity.TOLERANCE[spec.optimizer],
                    "runs": parity_},
@@ -158,7 +162,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict) -> Results:
     atomic_write(out / "checksums.csv", lambda p: checksums.to_csv(p, index=False))
     atomic_write(out / "summary.json", json.dumps(doc, indent=1, default=str))
     atomic_write(out / "spec.toml", spec.to_toml())
-    return Results(frame, summary, outcomes, out, warnings, semantics, disturbed)
+    return Results(frame, summary, outcomes, out, warnings, semantics, disturbed, speed)
 
 
 # --- reading a results folder: the one reader, for figures, report and comparisons --------------------

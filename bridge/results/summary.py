@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..experiment import models
 from . import parity
-from .timing import timing
+from .timing import NOISE, timing
 
 
 def throughput(steady_s: float, first_s: float, work: dict | None) -> dict:
@@ -144,6 +144,32 @@ def format_machine(others, disturbed) -> str:
     if _missing(others):
         return "-"
     return f"{'DISTURBED' if disturbed else 'quiet'} {others:.2f}"
+
+
+def format_ratio(ratio, low, high) -> str:
+    """``0.45x (0.41-0.50)``, or the ratio alone without an interval."""
+    if _missing(ratio):
+        return "-"
+    return f"{ratio:.2f}x" + ("" if _missing(low) or _missing(high) else f" ({low:.2f}-{high:.2f})")
+
+
+def format_speed(speed: list[dict], baseline: str | None = None) -> str:
+    """Each engine run's steady epoch against ``baseline`` (``keras:fit``, ``keras/fit``, or an engine name;
+    default: the first run that is not the reference), with the interval and verdict; one line of reason
+    where there are none."""
+    bases = list(dict.fromkeys(r["baseline"] for r in speed))
+    wanted = (baseline or "").replace(":", "/")
+    base = next((b for b in bases if b == wanted or b.split("/")[0] == wanted), None) if wanted else \
+        next((b for b in bases if not b.startswith("reference/")), bases[0] if bases else None)
+    if base is None:
+        return (f"no speed comparison: {wanted} did not run comparably" if wanted
+                else "no speed comparison: fewer than two engine runs with comparable times")
+    rows = [r for r in speed if r["baseline"] == base]
+    lines = [f"steady epoch against {base} (95% interval; within {NOISE - 1:.0%} is noise):"]
+    width = max(len(r["engine"]) for r in rows)
+    for r in rows:
+        lines.append(f"  {r['engine']:<{width}}  {format_ratio(r['ratio'], r['low'], r['high']):<20}  {r['verdict']}")
+    return "\n".join(lines)
 
 
 def format_table(summary: pd.DataFrame) -> str:

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from .intervals import Interval, median_interval
+from .intervals import Interval, median_interval, ratio_interval
 
 DISTURBED_CORES = 0.25
 """A run whose timed epochs shared the machine with other processes using more than this many cores on
@@ -38,6 +38,58 @@ def _share(pairs: list) -> tuple[float, float]:
     steal = sum(b["steal"] - a["steal"] for a, b in pairs) / hz
     own = sum(b["own_s"] - a["own_s"] for a, b in pairs)
     return ((max(0.0, busy - own) + steal) / wall if wall > 0 else float("nan")), wall
+
+
+NOISE = 1.05
+"""Speed verdicts: one time is ``slower`` than another when the 95% interval of their ratio lies wholly
+above this factor, ``faster`` when wholly below its inverse, and ``within noise`` otherwise."""
+
+
+def verdict(ratio: Interval) -> str:
+    """``slower``, ``faster``, ``within noise``, or why no verdict can be given (``ratio``: a time over
+    another, :func:`bridge.results.intervals.ratio_interval`)."""
+    if not ratio.known:
+        return f"no verdict: {ratio.reason}"
+    if ratio.low > NOISE:
+        return "slower"
+    if ratio.high < 1 / NOISE:
+        return "faster"
+    return "within noise"
+
+
+def steady_groups(frame: pd.DataFrame, engine: str, mode: str) -> list[np.ndarray]:
+    """Each repeat's steady epoch seconds of one engine run, from results.csv's frame."""
+    t = frame[(frame.metric == "epoch_s") & (frame.epoch > 0) & (frame.engine == engine) & (frame["mode"] == mode)]
+    return [g.value.to_numpy() for _, g in t.groupby("repeat")]
+
+
+def caveats(row: dict) -> list[str]:
+    """What makes a summary row's time a poor basis for a speed verdict: ``disturbed``, ``unstable``."""
+    return [word for word in ("disturbed", "unstable") if row.get(word)]
+
+
+def qualified(ratio: Interval, notes: list[str]) -> str:
+    """:func:`verdict` of ``ratio``, followed by what weakens it (``notes``, e.g. ``keras/fit disturbed``)."""
+    v = verdict(ratio)
+    return f"{v}, but {' and '.join(notes)}" if notes else v
+
+
+def speed_ratios(frame: pd.DataFrame, rows: list[dict]) -> list[dict]:
+    """Every pair of engine runs (summary ``rows``) that finished and did not fail parity: the steady epoch of
+    ``engine`` over that of ``baseline``, its 95% interval and verdict, which names a run that was disturbed
+    or unstable."""
+    usable = [r for r in rows if r["status"] in ("ok", "diverged") and r.get("parity_pass") is not False]
+    groups = {r["engine"]: steady_groups(frame, *r["engine"].split("/", 1)) for r in usable}
+    notes = {r["engine"]: [f"{r['engine']} {c}" for c in caveats(r)] for r in usable}
+    out = []
+    for baseline, base in groups.items():
+        for engine, mine in groups.items():
+            if engine == baseline or not base or not mine:
+                continue
+            iv = ratio_interval(mine, base)
+            out.append({"engine": engine, "baseline": baseline, "ratio": iv.point, "low": iv.low, "high": iv.high,
+                        "verdict": qualified(iv, notes[engine] + notes[baseline])})
+    return out
 
 
 def others_cores(readings: list) -> float | None:

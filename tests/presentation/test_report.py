@@ -212,7 +212,9 @@ def test_report_renders_in_headless_chromium(two_dir, tmp_path):
 def test_report_command_compares_two_folders_and_warns_on_fingerprints(two_dir, tmp_path):
     b = tmp_path / "b"
     b.mkdir()
-    shutil.copy(two_dir / "results.csv", b / "results.csv")
+    frame = pd.read_csv(two_dir / "results.csv", dtype={"framework_version": str})
+    frame.loc[(frame.engine == "keras") & (frame.metric == "epoch_s"), "value"] *= 2  # keras twice as slow in B
+    frame.to_csv(b / "results.csv", index=False)
     doc = json.loads((two_dir / "summary.json").read_text())
     doc["fingerprint"].update(cpu="Another CPU", python="3.12.1")
     doc["summary"][1].update(steady_epoch_s=0.024, test_accuracy=doc["summary"][1]["test_accuracy"] - 0.1)
@@ -221,13 +223,14 @@ def test_report_command_compares_two_folders_and_warns_on_fingerprints(two_dir, 
             e["report"]["framework_version"] = "2.20.0"
     (b / "summary.json").write_text(json.dumps(doc))
     proc = subprocess.run([sys.executable, "-m", "bridge.report", str(two_dir), str(b)], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert (b / "report.html").exists() and (b / "figures" / "timing.svg").exists()
+    assert (tmp_path / "comparison.html").exists()
+    assert not (b / "report.html").exists()  # a comparison changes neither folder
     keras = next(line for line in proc.stdout.splitlines() if line.strip().startswith("keras/fit"))
     assert "2.00x" in keras and "-0.1000" in keras
     ref = next(line for line in proc.stdout.splitlines() if line.strip().startswith("reference/float64"))
-    assert "1.00x" in ref and "+0.0000" in ref
+    assert "1.00x" in ref and "+0.0000" in ref and "within noise" in ref
     warnings = proc.stderr.strip().splitlines()
     assert all(w.startswith("warning: ") for w in warnings)
     for field in ("cpu: ", "python: ", "keras/fit framework_version: '2.21.0' vs '2.20.0'"):
