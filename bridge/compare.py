@@ -58,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", metavar="ENGINE", default=None,
                    help="the engine run every other one's speed is compared with, e.g. keras:fit (default: the "
                         "first one in the table that is not the reference)")
+    p.add_argument("--measure-peak", action="store_true", dest="measure_peak",
+                   help="measure the CPU's float32 GEMM peak again (about 3 s) and cache it, instead of reusing "
+                        "this machine's cached peak or the one OUT's earlier run was judged by")
     add_spec_options(p)
     return p
 
@@ -184,7 +187,7 @@ def _main(argv: list[str]) -> int:
     try:
         with progress:
             res = runner.run(spec, out, selection, on_event=progress.on_event, on_outcome=progress.on_outcome,
-                             plan_dir=args.save_plan, reuse=previous.reused)
+                             plan_dir=args.save_plan, reuse=previous.reused, measure_peak=args.measure_peak)
     except (BridgeError, OSError) as e:  # data that cannot be had, a plan too large, a full disk
         return fail(COMMAND, e)
     except Interrupted as e:

@@ -24,7 +24,9 @@ from . import html
 
 # Per-engine report fields whose difference between two folders makes their times incomparable.
 ENGINE_FIELDS = ("framework", "framework_version", "threads", "device", "blas", "reduced_precision")
-MEASURED = ("cpu_gemm_peak_gflops", "device_gemm_peak")  # fingerprint values measured afresh by every run
+# fingerprint values measured (or taken from the machine's peak cache) with their dates: they differ between
+# two runs on one machine without making their times incomparable
+MEASURED = ("cpu_gemm_peak_gflops", "cpu_gemm_peak", "device_gemm_peak")
 NOT_THE_EXPERIMENT = ("engines", "repeats", "timeout")  # spec fields that do not define the experiment
 COLUMNS = ["engine", "steady_a_s", "steady_b_s", "steady_ratio", "ratio_low", "ratio_high", "verdict",
            "test_accuracy_a", "test_accuracy_b", "test_accuracy_diff"]

@@ -122,6 +122,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict) -> Results:
                 for o in outcomes if not o.ok]
     warnings += [f"{label} fails parity: {parity.parity_failure(entry)}"
                  for label, entry in parity_.items() if entry.get("pass") is False]
+    warnings += (env.get("cpu_gemm_peak") or {}).get("warnings", [])  # disturbed, or its cache unusable
     if "error" in (env.get("device_gemm_peak") or {}):
         warnings.append(f"{env['device_gemm_peak']['error']}; fractions of peak are of the CPU's")
     if env["official_split"] is False:

@@ -66,6 +66,16 @@ def own_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
+def own_reading() -> dict | None:
+    """A reading (as :class:`Meter`'s) of the machine and of this process alone, every thread: one end of a
+    stretch of work this process does itself (the CPU peak's products), where everything else busy on the
+    machine, its parent's process group included, counts as others. None where /proc cannot be read."""
+    machine = machine_ticks()
+    if machine is None:
+        return None
+    return {"busy": machine[0], "steal": machine[1], "own_s": own_seconds(), "t": time.monotonic(), "hz": HZ}
+
+
 class Meter:
     """Readings of the machine and of this process group around each timed stretch: ``start()``, the
     work, then ``stop()`` -> ``{"start": reading, "stop": reading}`` (None where /proc cannot be read),

@@ -1,9 +1,20 @@
 """The machine's float32 peak, measured and nominal: what every engine's achieved GFLOP/s is judged by.
 
-Measured by :func:`bridge.running.runner.run` once per run, after the engines, when nothing else of the
-run is on the machine: the CPU's with a NumPy GEMM at the run's thread count, the GPU's (on a cuda run)
-in a fresh process with PyTorch or JAX (:mod:`bridge.running.devicepeak`), and the CPU's nominal peak
-from its datasheet numbers.
+Taken by :func:`bridge.running.runner.run` once per run, after the engines, when nothing else of the run
+is on the machine: the CPU's measured GEMM peak (:func:`cpu_gemm_peak`), the GPU's (on a cuda run) in a
+fresh process with PyTorch or JAX (:mod:`bridge.running.devicepeak`), and the CPU's nominal peak from its
+datasheet numbers. The GPU's and the nominal one are taken afresh every run.
+
+The CPU's belongs to the machine, not the moment: a peak measured while another process used the CPU reads
+low, and every fraction of it high. So it is measured once, as the best of :data:`TRIALS` trials of about
+:data:`TRIAL_S` seconds, with what other processes used meanwhile measured too
+(:func:`bridge.running.interference.own_reading`), and kept per machine (:mod:`bridge.running.peakcache`)
+for every later run: ``source`` in the fingerprint says ``cache`` or ``measured now``. One measured while
+others used more than :data:`bridge.results.timing.DISTURBED_CORES` cores is ``disturbed``: used for that
+run with a warning, never cached. A resumed run keeps the peak its folder's earlier run was judged by
+(``source``: ``this folder's earlier run``) when that was taken on the same machine key and undisturbed,
+so reused and new engine runs share one denominator. ``--measure-peak`` (``remeasure``) measures again and
+replaces the cached peak, whatever else is there.
 """
 from __future__ import annotations
 
@@ -12,13 +23,23 @@ import re
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..results.timing import DISTURBED_CORES, describe_others, others_cores
+from . import interference, peakcache
+
 GEMM_SIZE = 1024
+TRIALS = 3
+TRIAL_S = 1.0
+"""The CPU GEMM peak is the best of ``TRIALS`` :func:`gemm_peak` trials of about ``TRIAL_S`` seconds each:
+long enough that a moment's hiccup does not set it, short enough to pay once per machine."""
+ENTRY = ("gflops", "trials", "measured", "seconds", "others_cores")  # a measurement, as cached and recorded
+EARLIER = "this folder's earlier run"
 
 
 def gemm_peak(threads: int, seconds: float = 0.5) -> float:
@@ -122,8 +143,54 @@ def device_peak(device: str, timeout: float = 300.0) -> dict:
     return json.loads(lines[-1])
 
 
-def measure(device: str, threads: int) -> dict:
-    """What summary.json's fingerprint records of the machine's peaks: ``cpu_gemm_peak_gflops``,
-    ``cpu_nominal_peak`` (or None) and, on a cuda run, ``device_gemm_peak`` (else None)."""
-    return {"cpu_gemm_peak_gflops": gemm_peak(threads), "cpu_nominal_peak": nominal_peak(threads),
+def measured_gemm_peak(threads: int, trials: int = TRIALS, seconds: float = TRIAL_S) -> dict:
+    """The CPU GEMM peak measured now: the best (``gflops``) of ``trials`` :func:`gemm_peak` trials
+    (``trials``, GFLOP/s each) of about ``seconds`` each, when (``measured``, ISO date-time, UTC), how long it
+    took (``seconds``, wall) and the cores other processes used meanwhile (``others_cores``: the machine's
+    busy and steal time less this process's own, every thread; None where /proc cannot be read)."""
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    start, t0 = interference.own_reading(), time.monotonic()
+    rates = [gemm_peak(threads, seconds) for _ in range(trials)]
+    wall, stop = time.monotonic() - t0, interference.own_reading()
+    others = others_cores([{"start": start, "stop": stop}] if start and stop else [])
+    return {"gflops": max(rates), "trials": rates, "measured": when, "seconds": wall, "others_cores": others}
+
+
+def cpu_gemm_peak(threads: int, remeasure: bool = False, earlier: dict | None = None) -> dict:
+    """What the fingerprint's ``cpu_gemm_peak`` records: a measurement (:data:`ENTRY`), its ``source``
+    (``this folder's earlier run``, ``cache`` or ``measured now``), the machine ``key``
+    (:func:`bridge.running.peakcache.machine_key`), ``disturbed``, and ``warnings`` (lines for summary.json).
+    ``earlier``: the ``cpu_gemm_peak`` of the folder a resumed run reuses engine runs from, kept when its key
+    is this machine's and it was not disturbed; ``remeasure`` measures again whatever is kept."""
+    key = peakcache.machine_key(threads)
+    if not remeasure and isinstance(earlier, dict) and earlier.get("key") == key and not earlier.get("disturbed") \
+            and isinstance(earlier.get("gflops"), (int, float)):
+        return {**{k: earlier.get(k) for k in ENTRY}, "source": EARLIER, "key": key, "disturbed": False,
+                "warnings": []}
+    warnings = []
+    if not remeasure:
+        cached, problem = peakcache.lookup(key)
+        warnings += [problem] if problem else []
+        if cached is not None:
+            return {**{k: cached.get(k) for k in ENTRY}, "source": "cache", "key": key, "disturbed": False,
+                    "cache": str(peakcache.path()), "warnings": warnings}
+    entry = measured_gemm_peak(threads)
+    others = entry["others_cores"]
+    disturbed = others is not None and others > DISTURBED_CORES
+    if disturbed:
+        warnings.append(f"the CPU GEMM peak was measured while {describe_others(others)}; it is not cached and "
+                        "fractions of peak are low-biased; measure it on a quiet machine (bridge.compare "
+                        "--measure-peak)")
+    elif problem := peakcache.keep(key, entry):
+        warnings.append(problem)
+    return {**entry, "source": "measured now", "key": key, "disturbed": disturbed, "cache": str(peakcache.path()),
+            "warnings": warnings}
+
+
+def measure(device: str, threads: int, remeasure: bool = False, earlier: dict | None = None) -> dict:
+    """What summary.json's fingerprint records of the machine's peaks: ``cpu_gemm_peak`` (:func:`cpu_gemm_peak`
+    of ``threads``, ``remeasure`` and ``earlier``) and its ``cpu_gemm_peak_gflops``, ``cpu_nominal_peak`` (or
+    None) and, on a cuda run, ``device_gemm_peak`` (else None)."""
+    cpu = cpu_gemm_peak(threads, remeasure, earlier)
+    return {"cpu_gemm_peak_gflops": cpu["gflops"], "cpu_gemm_peak": cpu, "cpu_nominal_peak": nominal_peak(threads),
             "device_gemm_peak": device_peak("cuda") if device == "cuda" else None}

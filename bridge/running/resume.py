@@ -20,6 +20,10 @@ record is the version installed now of the distribution behind ``FRAMEWORK`` (so
 what actually ran). An engine whose framework is no Python distribution (Flux and Knet live in Julia
 environments) cannot be checked this way, and always runs again.
 
+A run that reuses engine runs keeps the CPU GEMM peak the folder's earlier run was judged by
+(:func:`earlier_peak`; :func:`bridge.running.peaks.cpu_gemm_peak` checks it is this machine's), so the runs it
+reuses and those it adds are fractions of one number.
+
 A folder holding results of a different spec is never written over silently: :func:`check_folder`
 refuses unless told to overwrite, and then removes the earlier run's files first.
 """
@@ -158,6 +162,15 @@ def finished(spec, out: Path, threads: int, runs: tuple[EngineMode, ...]) -> Pre
                 outcome.message = f"reused: {when}"
             previous.reused.append(outcome)
     return previous
+
+
+def earlier_peak(out: Path) -> dict | None:
+    """The CPU GEMM peak the results already in ``out`` were judged by (summary.json's fingerprint
+    ``cpu_gemm_peak``): a resumed run keeps it for the engine runs it reuses and those it adds
+    (:func:`bridge.running.peaks.cpu_gemm_peak` decides whether it still holds); None where there is none."""
+    summary = _read_json(Path(out) / "summary.json")
+    peak = summary.get("fingerprint", {}).get("cpu_gemm_peak") if isinstance(summary, dict) else None
+    return peak if isinstance(peak, dict) else None
 
 
 # --- the folder -----------------------------------------------------------------------------------------

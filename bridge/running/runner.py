@@ -24,7 +24,7 @@ from ..experiment import plan as batch_plan
 from ..results import store
 from ..results import records
 from ..results.records import EngineMode, Outcome
-from . import fingerprint, interference, peaks
+from . import fingerprint, interference, peaks, resume
 from .selection import Selection, every_plan_export, select
 from .stopping import Interrupted, stop_on_signals, worker_started
 from .worker import EVENT_PREFIX, worker_environment
@@ -148,7 +148,7 @@ def run_engine(job: Job, run: EngineMode, work: Path, timeout: float,
 
 def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[[dict], None] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None, plan_dir: Path | None = None,
-        reuse: Iterable[Outcome] = ()) -> store.Results:
+        reuse: Iterable[Outcome] = (), measure_peak: bool = False) -> store.Results:
     """Run the comparison ``spec`` describes, write the results under ``out`` and return them.
 
     ``selection`` (:func:`bridge.running.selection.select` of ``spec``, made here when not given) says
@@ -156,7 +156,9 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
     the others are reported as skipped. The batch plan goes to ``plan_dir`` (default ``out/plan``; a plan
     saved elsewhere gets every engine's files, to be replayed later). ``reuse`` holds finished outcomes
     (:func:`bridge.running.resume.finished`) taken as they are instead of running those engine runs again;
-    every run that ends ``ok`` or ``diverged`` is stamped as reusable.
+    every run that ends ``ok`` or ``diverged`` is stamped as reusable. The CPU GEMM peak is this machine's
+    cached one, or the one ``out``'s earlier run was judged by when runs are reused, unless ``measure_peak``
+    (:func:`bridge.running.peaks.cpu_gemm_peak`).
 
     A first SIGINT or SIGTERM stops the running worker (its whole process group), marks that run
     ``interrupted``, writes the results of every run that finished and raises
@@ -196,7 +198,8 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
                     outcomes.append(outcome)
                     if on_outcome and outcome.status != "interrupted":
                         on_outcome(outcome)
-            environment.update(peaks.measure(spec.device, threads))  # the machine, now that no engine runs
+            earlier = resume.earlier_peak(out) if reused else None
+            environment.update(peaks.measure(spec.device, threads, measure_peak, earlier))  # no engine runs now
             stop.results = store.write(spec, plan, outcomes + cannot_run, out, environment)
         if stop.signum is not None:
             raise Interrupted(stop.signum, stop.results)
