@@ -22,6 +22,7 @@ from .experiment.spec import describe_sizes
 from .results.parity import describe
 from .results.timing import DISTURBED_CORES, describe_others
 from .running import interference, resume
+from .running.adaptive import Precision
 from .running.progress import RunProgress
 from .running.selection import select
 from .running.stopping import Interrupted, stop_on_signals
@@ -61,8 +62,42 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--measure-peak", action="store_true", dest="measure_peak",
                    help="measure the CPU's float32 GEMM peak again (about 3 s) and cache it, instead of reusing "
                         "this machine's cached peak or the one OUT's earlier run was judged by")
+    auto = p.add_argument_group("--repeats auto: repeats until each engine's time is known to a precision")
+    auto.add_argument("--precision", metavar="FRACTION", type=float, default=None,
+                      help=f"the widest 95%% interval of each steady epoch, relative to it (default: "
+                           f"{Precision.target:g}, about ±{Precision.target * 50:g}%%)")
+    auto.add_argument("--max-repeats", metavar="N", type=int, default=None, dest="max_repeats",
+                      help=f"the most repeats any engine gets (default: {Precision.max_repeats})")
+    auto.add_argument("--budget", metavar="SECONDS", type=float, default=None,
+                      help=f"no repeat starts after SECONDS from the first engine's start; every engine gets "
+                           f"one (default: {Precision.budget_s:g})")
     add_spec_options(p)
     return p
+
+
+def precision_from_args(args: argparse.Namespace) -> Precision | None:
+    """``--repeats auto`` and its options as a :class:`Precision` (``args.repeats`` becomes the most
+    repeats any engine gets); None with a count of repeats. Bad values are usage errors."""
+    given = {k: v for k, v in (("precision", args.precision), ("max-repeats", args.max_repeats),
+                               ("budget", args.budget)) if v is not None}
+    if str(args.repeats).strip().lower() != "auto":
+        if given:
+            raise UsageError(f"--{next(iter(given))} applies only with --repeats auto; add --repeats auto or "
+                             "drop it")
+        return None
+    precision = Precision(*(v if v is not None else d for v, d in (
+        (args.precision, Precision.target), (args.max_repeats, Precision.max_repeats),
+        (args.budget, Precision.budget_s))))
+    if not 0 < precision.target < 2:
+        raise UsageError(f"--precision must be a fraction between 0 and 2, e.g. 0.1 (about ±5%); got "
+                         f"{precision.target:g}")
+    if precision.max_repeats < 2:
+        raise UsageError(f"--max-repeats must be 2 or more (an interval needs two repeats); got "
+                         f"{precision.max_repeats}")
+    if not precision.budget_s > 0:
+        raise UsageError(f"--budget must be seconds greater than zero, e.g. 600; got {precision.budget_s:g}")
+    args.repeats = precision.max_repeats
+    return precision
 
 
 def _check_out(out: Path) -> None:
@@ -156,6 +191,7 @@ def _main(argv: list[str]) -> int:
 
     args = parser().parse_args(argv)
     try:
+        precision = precision_from_args(args)
         spec = spec_from_args(args)
         selection = select(spec)  # unknown engines and modes are usage errors
         runner.check_device(spec.device)
@@ -177,7 +213,8 @@ def _main(argv: list[str]) -> int:
     if not args.quiet:
         why = "as given" if spec.threads else f"the cores this process may use: {interference.usable_cores()[1]}"
         print(f"bridge: {spec.dataset} {spec.model} ({describe_sizes(spec)}), {spec.optimizer} "
-              f"lr={spec.learning_rate:g}, batch {spec.batch_size}, {spec.epochs} epochs, {spec.repeats} repeat(s), "
+              f"lr={spec.learning_rate:g}, batch {spec.batch_size}, {spec.epochs} epochs, "
+              f"{precision.describe() if precision else f'{spec.repeats} repeat(s)'}, "
               f"device {spec.device}, threads {threads} ({why}) -> {out}", flush=True)
     previous = resume.Previous() if args.fresh else resume.finished(spec, out, threads, selection.runs)
     if not args.quiet and (line := previous.describe(out)):
@@ -187,7 +224,8 @@ def _main(argv: list[str]) -> int:
     try:
         with progress:
             res = runner.run(spec, out, selection, on_event=progress.on_event, on_outcome=progress.on_outcome,
-                             plan_dir=args.save_plan, reuse=previous.reused, measure_peak=args.measure_peak)
+                             plan_dir=args.save_plan, reuse=previous.reused, precision=precision,
+                             measure_peak=args.measure_peak)
     except (BridgeError, OSError) as e:  # data that cannot be had, a plan too large, a full disk
         return fail(COMMAND, e)
     except Interrupted as e:

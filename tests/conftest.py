@@ -14,6 +14,7 @@ import importlib.abc
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -62,13 +63,24 @@ class _FrameworkGuard(importlib.abc.MetaPathFinder):
 _GUARD = _FrameworkGuard()
 
 
+_CACHE: list[str] = []
+
+
 def pytest_configure(config):
     sys.meta_path.insert(0, _GUARD)
+    # the runs the tests start measure and cache the machine's GEMM peak in a folder of this session, not
+    # in the user's ~/.cache/bridge (every subprocess inherits the variable)
+    if "BRIDGE_CACHE_DIR" not in os.environ:
+        _CACHE.append(tempfile.mkdtemp(prefix="bridge-test-cache-"))
+        os.environ["BRIDGE_CACHE_DIR"] = _CACHE[0]
 
 
 def pytest_unconfigure(config):
     if _GUARD in sys.meta_path:
         sys.meta_path.remove(_GUARD)
+    for folder in _CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("BRIDGE_CACHE_DIR", None)
 
 
 def _loaded_frameworks() -> list[str]:

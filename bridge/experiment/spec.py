@@ -71,7 +71,8 @@ class Spec:
     threads: int = field(default=0, metadata={"help": "CPU threads for every engine; 0 = all logical cores"})
     engines: tuple[str, ...] = field(default=(), metadata={
         "help": "comma-separated engines, optionally engine:mode (e.g. keras:fit); default: every engine available here"})
-    repeats: int = field(default=1, metadata={"help": "fresh worker processes per engine, engines interleaved"})
+    repeats: int = field(default=1, metadata={
+        "help": "fresh worker processes per engine, engines interleaved; bridge.compare also takes auto (below)"})
     timeout: float | None = field(default=None, metadata={"help": "seconds each engine run may take before it is stopped"})
     train_size: int = field(default=0, metadata={"help": "use only the first N training examples; 0 = all"})
     test_size: int = field(default=0, metadata={"help": "use only the first N test examples; 0 = all"})

@@ -22,7 +22,7 @@ import pandas as pd
 from ..errors import UsageError
 from ..files import atomic_write
 from . import parity
-from .summary import epoch_work, summarise
+from .summary import epoch_work, precision_cell, summarise
 from . import intervals
 from .timing import (DISTURBED_CORES, MIN_STEADY_EPOCHS, NOISE, UNSTABLE_WIDTH, describe_others, others_cores,
                      speed_ratios)
@@ -104,10 +104,12 @@ def _peak(environment: dict) -> tuple[float | None, str]:
     return environment.get("cpu_gemm_peak_gflops"), "CPU float32 GEMM (NumPy)"
 
 
-def write(spec, plan, outcomes: list, out: Path, environment: dict) -> Results:
+def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: dict | None = None) -> Results:
     """Write the results of ``outcomes`` (every engine run of ``spec`` on ``plan``) under ``out``.
     ``environment``: the parent's fingerprint and the machine's measured peaks
-    (:mod:`bridge.running.fingerprint`, :mod:`bridge.running.peaks`), recorded as they are."""
+    (:mod:`bridge.running.fingerprint`, :mod:`bridge.running.peaks`), recorded as they are; ``adaptive``:
+    with ``--repeats auto``, what was asked and what each engine got
+    (:meth:`bridge.running.adaptive.Precision.summary`)."""
     env = {**environment, "data_source": plan.meta["data_source"], "data_split": plan.meta["data_split"],
            "official_split": plan.meta.get("official_split")}
     rows = [row for o in outcomes for row in _rows(o, spec, env, plan.steps_per_epoch)]
@@ -117,6 +119,8 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict) -> Results:
     peak, source = _peak(env)
     work = {**epoch_work(plan, peak), "peak_source": source}
     summary = summarise(frame, outcomes, parity_, work)
+    if adaptive:
+        summary["precision"] = [precision_cell(adaptive, label) for label in summary.engine]
     checksums = _checksum_table(outcomes)
     warnings = [f"{o.run.label} {o.status}: {o.message}" if o.status in ("unavailable", "skipped") else o.message
                 for o in outcomes if not o.ok]
@@ -149,7 +153,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict) -> Results:
                     for o in outcomes],
         "timing": {"interval": {"level": intervals.LEVEL, "method": intervals.METHOD},
                    "disturbed_cores": DISTURBED_CORES, "unstable_width": UNSTABLE_WIDTH,
-                   "min_steady_epochs": MIN_STEADY_EPOCHS, "noise": NOISE},
+                   "min_steady_epochs": MIN_STEADY_EPOCHS, "noise": NOISE, "adaptive": adaptive},
         "speed": (speed := speed_ratios(frame, summary.to_dict("records"))),
         "batches_identical": not any(o.status == "mismatch" for o in outcomes) and len(checksums) > 0,
         "parity": {"steps": parity.PARITY_STEPS[spec.model], "tolerance": parity.TOLERANCE[spec.optimizer],

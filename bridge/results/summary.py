@@ -172,6 +172,16 @@ def format_speed(speed: list[dict], baseline: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def precision_cell(adaptive: dict, label: str) -> str:
+    """With ``--repeats auto``: ``met 8%`` or ``short 14% (budget spent)``, the width an engine's steady
+    epoch reached against the target; ``-`` for an engine run that did not take part."""
+    e = adaptive["engines"].get(label)
+    if e is None:
+        return "-"
+    reached = "no interval" if e["width"] is None else f"{e['width']:.0%}"
+    return f"met {reached}" if e["met"] else f"short {reached} ({e['stopped']})"
+
+
 def format_table(summary: pd.DataFrame) -> str:
     """The compact summary table printed at the end of a run."""
     if summary.empty:
@@ -191,4 +201,6 @@ def format_table(summary: pd.DataFrame) -> str:
         "train loss": [format_number(r["train_loss"]) for r in rows],
         "test loss": [format_number(r["test_loss"]) for r in rows],
         "test acc": [format_number(r["test_accuracy"]) for r in rows]})
+    if "precision" in summary:  # --repeats auto: the width each engine reached against the target
+        show.insert(4, "precision", [r["precision"] for r in rows])
     return show.to_string(index=False)

@@ -5,11 +5,14 @@ compare. Every time bridge shows carries these, so a number is never read withou
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .intervals import Interval, median_interval, ratio_interval
+
+if TYPE_CHECKING:  # frames are handed in: bridge.compare reads the thresholds without loading pandas
+    import pandas as pd
 
 DISTURBED_CORES = 0.25
 """A run whose timed epochs shared the machine with other processes using more than this many cores on

@@ -25,6 +25,7 @@ from ..results import store
 from ..results import records
 from ..results.records import EngineMode, Outcome
 from . import fingerprint, interference, peaks, resume
+from .adaptive import Precision
 from .selection import Selection, every_plan_export, select
 from .stopping import Interrupted, stop_on_signals, worker_started
 from .worker import EVENT_PREFIX, worker_environment
@@ -148,7 +149,8 @@ def run_engine(job: Job, run: EngineMode, work: Path, timeout: float,
 
 def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[[dict], None] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None, plan_dir: Path | None = None,
-        reuse: Iterable[Outcome] = (), measure_peak: bool = False) -> store.Results:
+        reuse: Iterable[Outcome] = (), precision: Precision | None = None,
+        measure_peak: bool = False) -> store.Results:
     """Run the comparison ``spec`` describes, write the results under ``out`` and return them.
 
     ``selection`` (:func:`bridge.running.selection.select` of ``spec``, made here when not given) says
@@ -156,8 +158,10 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
     the others are reported as skipped. The batch plan goes to ``plan_dir`` (default ``out/plan``; a plan
     saved elsewhere gets every engine's files, to be replayed later). ``reuse`` holds finished outcomes
     (:func:`bridge.running.resume.finished`) taken as they are instead of running those engine runs again;
-    every run that ends ``ok`` or ``diverged`` is stamped as reusable. The CPU GEMM peak is this machine's
-    cached one, or the one ``out``'s earlier run was judged by when runs are reused, unless ``measure_peak``
+    every run that ends ``ok`` or ``diverged`` is stamped as reusable. With ``precision`` (``--repeats
+    auto``), ``spec.repeats`` is the most any engine gets, and an engine's next repeat starts only while
+    it needs one (:class:`bridge.running.adaptive.Precision`). The CPU GEMM peak is this machine's cached
+    one, or the one ``out``'s earlier run was judged by when runs are reused, unless ``measure_peak``
     (:func:`bridge.running.peaks.cpu_gemm_peak`).
 
     A first SIGINT or SIGTERM stops the running worker (its whole process group), marks that run
@@ -181,6 +185,7 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
         reused = {(o.run, o.repeat): o for o in reuse}
         outcomes: list[Outcome] = []
         # from here a signal stops the running worker and this loop, and what finished is still written
+        started = time.monotonic()
         with stop.deferred():
             for repeat in range(spec.repeats):
                 for r in selection.runs:
@@ -188,6 +193,9 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
                         break
                     if (r, repeat) in reused:
                         outcomes.append(reused[r, repeat])
+                        continue
+                    if precision and not precision.wants([o for o in outcomes if o.run == r],
+                                                          time.monotonic() - started):
                         continue
                     outcome = _run_and_stamp(r, repeat, plan, work, spec.device, threads, spec.timeout, on_event)
                     if stop.signum is not None and outcome.status == "crashed":  # killed by us, not by a fault
@@ -200,7 +208,9 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
                         on_outcome(outcome)
             earlier = resume.earlier_peak(out) if reused else None
             environment.update(peaks.measure(spec.device, threads, measure_peak, earlier))  # no engine runs now
-            stop.results = store.write(spec, plan, outcomes + cannot_run, out, environment)
+            adaptive = precision.summary(outcomes, [r.label for r in selection.runs],
+                                         time.monotonic() - started) if precision else None
+            stop.results = store.write(spec, plan, outcomes + cannot_run, out, environment, adaptive)
         if stop.signum is not None:
             raise Interrupted(stop.signum, stop.results)
         return stop.results

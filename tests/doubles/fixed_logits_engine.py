@@ -9,7 +9,8 @@ run records about it (split loss and accuracy, per-step losses, epoch times) is 
 - seconds: ``SECONDS[repeat][epoch]``, chosen so that the first epoch, the median and the mean of the
   later ones all differ; ``import_s`` and ``build_s`` are ``IMPORT_S`` and ``BUILD_S``; with
   ``BRIDGE_FIXED_STEADY_S`` set, instead that many seconds an epoch within ±2% (:func:`steady_seconds`),
-  the first epoch five times as long: an engine of known, steady speed;
+  the first epoch five times as long: an engine of known, steady speed (``BRIDGE_FIXED_SPREAD``: each
+  repeat off by a known factor as well);
 - its report also holds ``thread_variables``: the thread variables its worker runs with (what a framework
   loaded now, e.g. Julia through ``JULIA_NUM_THREADS``, would read).
 """
@@ -52,9 +53,12 @@ def logits(x, classes: int, factor: float) -> np.ndarray:
     return (x @ projection(x.shape[1], classes)) * factor
 
 
-def steady_seconds(base: float, epoch: int, repeat: int) -> float:
-    """An epoch of an engine that takes ``base`` seconds, within ±2% (a fixed pattern), the first 5 times."""
-    return 5 * base if epoch == 0 else base * (1 + 0.01 * ((7 * epoch + 3 * repeat) % 5 - 2))
+def steady_seconds(base: float, epoch: int, repeat: int, spread: float = 0.0) -> float:
+    """An epoch of an engine that takes ``base`` seconds, within ±2% (a fixed pattern), the first 5 times;
+    with ``spread``, repeat ``r`` is also off by a factor ``1 ± spread / (r + 1)``, alternating: repeats
+    that differ as fresh processes do, and an interval that narrows, slowly, as repeats are added."""
+    jitter = 1 + spread * (-1) ** repeat / (repeat + 1)
+    return jitter * (5 * base if epoch == 0 else base * (1 + 0.01 * ((7 * epoch + 3 * repeat) % 5 - 2)))
 
 
 def _mean_cross_entropy(z: np.ndarray, y) -> float:
@@ -86,8 +90,9 @@ def train_epoch(s: FixedSession, x, y) -> EpochResult:
     losses = [_mean_cross_entropy(logits(x[sl], s.classes, factor), y[sl]) for sl in s.slices]
     checksums = [batch_checksum(x[sl], y[sl]) for sl in s.slices]
     steady = os.environ.get("BRIDGE_FIXED_STEADY_S")
-    seconds = steady_seconds(float(steady), epoch, s.repeat) if steady else SECONDS[s.repeat % len(SECONDS)][
-        epoch % len(SECONDS[0])]
+    spread = float(os.environ.get("BRIDGE_FIXED_SPREAD", 0))
+    seconds = steady_seconds(float(steady), epoch, s.repeat, spread) if steady else SECONDS[
+        s.repeat % len(SECONDS)][epoch % len(SECONDS[0])]
     s.trained += 1
     return EpochResult(np.array(losses), seconds, checksums)
 
