@@ -11,7 +11,7 @@ the intervals get with repeats.
    (:func:`bridge.results.intervals.median_interval`), over the first n repeats for every n from 2: the
    width a user would have got had they asked for n.
 
-usage: python bench/noise.py [--quiet-runs 20] [--busy-runs 10] [--epochs 30] [--repeats-max 8]
+usage: python bench/noise.py [--quiet-runs 20] [--busy-runs 10] [--epochs 100] [--repeats-max 8]
                              [--parts detection,width] [--out results/noise]
 Writes OUT/detection.csv, OUT/width.csv and OUT/noise.md (the tables, as in the README).
 """
@@ -44,7 +44,7 @@ def options(argv=None):
     p = argparse.ArgumentParser(prog="python bench/noise.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--quiet-runs", type=int, default=20, dest="quiet_runs")
     p.add_argument("--busy-runs", type=int, default=10, dest="busy_runs")
-    p.add_argument("--epochs", type=int, default=30, help="epochs of each detection run (Iris torch:loop)")
+    p.add_argument("--epochs", type=int, default=100, help="epochs of each detection run (Iris torch:loop)")
     p.add_argument("--repeats-max", type=int, default=8, dest="repeats_max")
     p.add_argument("--parts", default="detection,width", help="comma-separated: detection, width")
     p.add_argument("--cases", default=",".join(WIDTH_CASES), help=f"width cases: {', '.join(WIDTH_CASES)}")
