@@ -17,7 +17,8 @@ from matplotlib.ticker import MaxNLocator
 from ..experiment.semantics import EXACT_VARIANT, REFERENCE
 from ..results.parity import rel_diff
 from ..results.store import read_frame
-from ..results.summary import epoch_times, format_seconds
+from ..results.intervals import median_interval
+from ..results.summary import format_seconds
 
 SPLITS = ("train", "test")
 COLOURS = matplotlib.colormaps["tab10"].colors
@@ -168,16 +169,26 @@ def loss_time_figure(data: pd.DataFrame, about: str = "") -> Figure:
 # -- timing: first epoch and steady state ----------------------------------------------------------------
 
 def timing_data(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per engine: seconds of the first epoch (compilation/JIT included) and of the steady state (median of
-    the epochs after the first), each as median, min and max over repeats — the summary table's numbers."""
-    times = epoch_times(frame).rename(columns={"first_epoch_s": "first epoch", "steady_epoch_s": "steady epoch"})
-    times["label"] = times["engine"] + "/" + times["mode"]
-    per_repeat = times.drop(columns=["engine", "mode"]).melt(
-        id_vars=["label", "repeat"], var_name="phase", value_name="seconds").dropna(subset=["seconds"])
-    if per_repeat.empty:
-        return _empty(["label", "legend", "order", "phase", "median", "min", "max", "repeats"])
-    data = _spread(per_repeat.groupby(["label", "phase"]).seconds)
-    return _with_labels(data, frame).sort_values(["order", "phase"], ignore_index=True)
+    """Per engine: seconds of the first epoch (compilation/JIT included) and of the steady state (each
+    repeat's median of the epochs after the first), as the summary table gives them: the median over
+    repeats with its 95% interval (``low``, ``high``; NaN with one repeat, ``reason`` says why), and the
+    min and max over repeats."""
+    columns = ["label", "legend", "order", "phase", "median", "low", "high", "min", "max", "repeats", "reason"]
+    t = frame[frame.metric == "epoch_s"]
+    rows = []
+    for label, d in t.groupby("label", sort=False):
+        for phase, part in (("first epoch", d[d.epoch == 0]), ("steady epoch", d[d.epoch > 0])):
+            groups = [g.value.to_numpy() for _, g in part.groupby("repeat")]
+            if not groups:
+                continue
+            per_repeat = [float(np.median(g)) for g in groups]
+            iv = median_interval(groups)
+            rows.append({"label": label, "phase": phase, "median": iv.point, "low": iv.low, "high": iv.high,
+                         "min": min(per_repeat), "max": max(per_repeat), "repeats": len(groups),
+                         "reason": iv.reason})
+    if not rows:
+        return _empty(columns)
+    return _with_labels(pd.DataFrame(rows), frame)[columns].sort_values(["order", "phase"], ignore_index=True)
 
 
 def timing_figure(data: pd.DataFrame, about: str = "") -> Figure:
@@ -190,22 +201,26 @@ def timing_figure(data: pd.DataFrame, about: str = "") -> Figure:
     for k, (phase, (colour, name)) in enumerate(styles.items()):
         d = data[data.phase == phase].set_index("legend").reindex(legends)
         y = np.arange(len(legends)) + (k - 0.5) * height
-        err = np.vstack([d["median"] - d["min"], d["max"] - d["median"]])
+        # whiskers: the 95% interval; none where one repeat gives no interval
+        err = np.nan_to_num(np.vstack([d["median"] - d["low"], d["high"] - d["median"]]), nan=0.0)
         ax.barh(y, d["median"], height, xerr=err, color=colour, alpha=0.85, label=name, capsize=3,
                 error_kw={"elinewidth": 1})
-        for yi, v, end in zip(y, d["median"], d["max"]):
+        ends = d["high"].where(d["high"].notna(), d["median"])
+        for yi, v, end in zip(y, d["median"], ends):
             if np.isfinite(v):  # the value past the whisker, where it covers nothing
                 ax.annotate(format_seconds(v), (end, yi), xytext=(5, 0), textcoords="offset points", va="center",
                             fontsize="small")
     ax.set_yticks(np.arange(len(legends)), legends)
     ax.set_ylim(len(legends) - 0.5, -0.5)  # first engine on top, as in the summary table
-    _log_if_wide(ax, pd.concat([data["min"], data["max"]]), "x")
+    _log_if_wide(ax, pd.concat([data["median"], data["low"], data["high"]]).dropna(), "x")
     ax.set_xlabel("seconds per epoch" + (" (log scale)" if ax.get_xscale() == "log" else ""))
     ax.grid(alpha=0.3, axis="x", which="both")
     ax.margins(x=0.12)  # room for the value labels
     _legend_below(fig, ax)
     repeats = int(data["repeats"].max()) if len(data) else 0
-    fig.suptitle(_title("Time per epoch", about) + f"\nbar: median over {repeats} repeat(s), whiskers: min–max")
+    whiskers = ("whiskers: 95% interval (hierarchical bootstrap over repeats and their steady epochs)"
+                if data["low"].notna().any() else "no interval: one repeat; run --repeats 3 or more")
+    fig.suptitle(_title("Time per epoch", about) + f"\nbar: median over {repeats} repeat(s), {whiskers}")
     return fig
 
 
