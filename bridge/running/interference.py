@@ -3,10 +3,9 @@
 A time is a measurement of a shared machine: with one core of two busy elsewhere, PyTorch's Iris epoch
 went from 2.3 ms to 154 ms while TensorFlow's barely moved. So around every ``train_epoch`` the worker
 reads the machine's CPU time (``/proc/stat``: busy and the hypervisor's steal) and the CPU time of its own
-process group (the worker with all its threads, and any process a framework started) and of bridge's own
+process tree (the worker with all its threads, and any process a framework started) and of bridge's own
 parent, and records both: their difference is what others used, in cores, while this engine's epochs were
-timed. The parent samples the
-machine the same way before the first engine starts (:func:`sample`).
+timed. The parent samples the machine the same way before the first engine starts (:func:`sample`).
 
 Linux counts CPU time in clock ticks (100 a second), so one short epoch's share is coarse; a run's share
 is the sum over its timed epochs divided by their wall time (:func:`bridge.results.summary.others_cores`),
@@ -37,27 +36,44 @@ def machine_ticks() -> tuple[int, int] | None:
     return user + nice + system + irq + softirq, steal
 
 
-def group_ticks(pgid: int, skip: int, also: int | None = None) -> int | None:
-    """User and system clock ticks of every process in process group ``pgid`` but ``skip`` (threads
-    included: the helpers a framework may have started), and of process ``also`` (bridge's parent, which
-    reads the worker's output); None where ``/proc`` cannot be read."""
-    total = 0
+def _ticks(pid: int) -> int | None:
+    """User and system clock ticks of process ``pid``, every thread; None when it has ended."""
     try:
-        entries = os.listdir("/proc")
-    except OSError:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:  # ended meanwhile
         return None
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == skip:
-            continue
+    fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes ``pid`` started, and theirs (``/proc/PID/task/TID/children``): the helpers a
+    framework may have started. A few small reads per process, where a scan of all of /proc takes
+    milliseconds."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
         try:
-            with open(f"/proc/{entry}/stat") as fh:
-                stat = fh.read()
-        except OSError:  # ended meanwhile
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
-        if int(fields[2]) == pgid or int(entry) == also:  # fields[2] is pgrp, the 5th field of the whole line
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as fh:
+                    children = [int(c) for c in fh.read().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def helper_ticks(pid: int, also: int | None = None) -> int:
+    """Clock ticks of ``pid``'s live descendants and of process ``also`` (bridge's parent, which reads the
+    worker's output); processes that ended meanwhile count nothing."""
+    pids = descendants(pid) + ([also] if also else [])
+    return sum(t for t in (_ticks(p) for p in pids) if t is not None)
 
 
 def own_seconds() -> float:
@@ -77,26 +93,30 @@ def own_reading() -> dict | None:
 
 
 class Meter:
-    """Readings of the machine and of this process group around each timed stretch: ``start()``, the
+    """Readings of the machine and of this process tree around each timed stretch: ``start()``, the
     work, then ``stop()`` -> ``{"start": reading, "stop": reading}`` (None where /proc cannot be read),
-    a reading being the machine's busy and steal ticks since boot, this group's CPU seconds and the
-    monotonic clock. The machine is read last at the start and first at the end, so that scanning /proc
-    for the group's other processes falls outside its window; this process's own time is precise
-    (``os.times``). Absolute readings let a run be judged over its epochs or over its whole training."""
+    a reading being the machine's busy and steal ticks since boot, the CPU seconds of this process (every
+    thread, precise: ``os.times``), its descendants and bridge's parent, and the monotonic clock. The
+    machine is read last at the start and first at the end, so that reading the others falls outside its
+    window. Absolute readings let a run be judged over its epochs or over its whole training.
 
-    def __init__(self, pgid: int | None = None):
-        self.pgid = os.getpgrp() if pgid is None else pgid
-        self.parent = os.getppid()  # bridge's runner: draining the worker's output is bridge's work, not others'
+    A reading is cheap on purpose (0.1 ms: no scan of every process in /proc): whatever runs between
+    the clock's start and the epoch's first step costs the epoch. Before this was so, a 3 ms scan of
+    /proc right before each epoch made PyTorch's Iris epoch 5-8% slower than the same loop run back to
+    back (``bench/overhead.py``); a 10 ms pause of any kind costs it 12-16% on this project's machine."""
+
+    def __init__(self):
+        self.pid, self.parent = os.getpid(), os.getppid()  # bridge's runner drains the worker's output
         self._start = None
 
     def start(self) -> None:
-        helpers = group_ticks(self.pgid, os.getpid(), self.parent)
-        self._start = self._reading(helpers, machine_ticks()) if helpers is not None else None
+        helpers = helper_ticks(self.pid, self.parent)
+        self._start = self._reading(helpers, machine_ticks())
 
     def stop(self) -> dict | None:
         t, machine, own = time.monotonic(), machine_ticks(), own_seconds()
-        helpers = group_ticks(self.pgid, os.getpid(), self.parent)
-        if self._start is None or machine is None or helpers is None:
+        helpers = helper_ticks(self.pid, self.parent)
+        if self._start is None or machine is None:
             return None
         return {"start": self._start, "stop": {"busy": machine[0], "steal": machine[1],
                                                "own_s": own + helpers / HZ, "t": t, "hz": HZ}}

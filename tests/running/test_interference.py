@@ -8,9 +8,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
+from bridge.results.timing import others_cores
 from bridge.running import interference
 from tests import support
 from tests.support import run_compare
@@ -83,3 +85,41 @@ def test_the_default_thread_count_is_the_cores_this_process_may_use(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"threads 1 (the cores this process may use: its CPU affinity allows 1 of {os.cpu_count()})" in proc.stdout
     assert interference.usable_cores()[0] == len(os.sched_getaffinity(0))
+
+
+def _others_while(seconds: float) -> tuple[float, float]:
+    """What a :class:`Meter` in this process reads as others over ``seconds`` of sleep, and what it read
+    as this process tree's own (descendants included), each in cores."""
+    meter = interference.Meter()
+    meter.start()
+    time.sleep(seconds)
+    window = meter.stop()
+    start, stop = window["start"], window["stop"]
+    wall = stop["t"] - start["t"]
+    own = (stop["own_s"] - start["own_s"]) / wall
+    return others_cores([window]), own
+
+
+def test_a_process_the_worker_started_is_its_own_work_and_a_stranger_is_not():
+    """A framework's helper process (a descendant: spinning here) counts as the run's own CPU; the same
+    spinner started outside the tree (double fork, its parent gone) counts as others."""
+    helper = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # started and spinning
+        others, own = _others_while(1.5)
+    finally:
+        os.kill(helper.pid, signal.SIGKILL)
+        helper.wait()
+    assert own > 0.6 and others < 0.5, (own, others)
+    launcher = subprocess.run([sys.executable, "-c",
+                               "import subprocess, sys; print(subprocess.Popen([sys.executable, '-c', "
+                               "'while True: pass'], start_new_session=True, stdout=subprocess.DEVNULL, "
+                               "stderr=subprocess.DEVNULL).pid)"],
+                              capture_output=True, text=True, timeout=60)
+    stranger = int(launcher.stdout)
+    try:
+        time.sleep(0.3)
+        others, own = _others_while(1.5)
+    finally:
+        os.kill(stranger, signal.SIGKILL)
+    assert others > 0.6 and own < 0.3, (own, others)
