@@ -100,10 +100,11 @@ class Meter:
     machine is read last at the start and first at the end, so that reading the others falls outside its
     window. Absolute readings let a run be judged over its epochs or over its whole training.
 
-    A reading is cheap on purpose (0.1 ms: no scan of every process in /proc): whatever runs between
-    the clock's start and the epoch's first step costs the epoch. Before this was so, a 3 ms scan of
-    /proc right before each epoch made PyTorch's Iris epoch 5-8% slower than the same loop run back to
-    back (``bench/overhead.py``); a 10 ms pause of any kind costs it 12-16% on this project's machine."""
+    A reading is cheap on purpose (0.1 ms: no scan of every process in /proc): any pause right before
+    an epoch starts costs a tiny epoch (a 10 ms sleep or Python loop: 16-26% of PyTorch's Iris epoch on
+    this project's machine). With a 3 ms scan of /proc in ``start``, PyTorch's Iris epoch after the
+    worker's work between epochs was 1.10-1.18x the epoch run back to back; with this reading 1.02-1.08x,
+    most of it the evaluation (``bench/between_epochs.py``)."""
 
     def __init__(self):
         self.pid, self.parent = os.getpid(), os.getppid()  # bridge's runner drains the worker's output
