@@ -40,7 +40,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default=None,
                    help="folder for results.csv, summary.json, checksums.csv, spec.toml and the batch plan "
                         "(default: ./results/<spec hash>, with ./results/latest linked to it); rerunning "
-                        "into the same folder reuses the engine runs that finished there")
+                        "into the same folder reuses the engine runs that finished there, and keeps those of "
+                        "engines this run leaves out")
     p.add_argument("--fresh", action="store_true",
                    help="run every engine run again, even those that finished in OUT with this spec")
     p.add_argument("--overwrite", action="store_true",
@@ -194,6 +195,7 @@ def _main(argv: list[str]) -> int:
         precision = precision_from_args(args)
         spec = spec_from_args(args)
         selection = select(spec)  # unknown engines and modes are usage errors
+        selection.check_runnable()  # and so is a run in which none can run
         runner.check_device(spec.device)
         out = Path(args.out) if args.out else resume.default_out(spec)
     except UsageError as e:
@@ -243,6 +245,10 @@ def _main(argv: list[str]) -> int:
             print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:
         print(f"results written to {res.out}/ (results.csv, summary.json, checksums.csv, spec.toml)")
+        if res.kept:
+            names = ", ".join(dict.fromkeys(o.run.label for o in res.kept))
+            print(f"they keep {len(res.kept)} engine run(s) that finished in earlier runs of this folder: {names} "
+                  "(another --out starts a folder of its own)")
     if not args.no_report:
         _write_report(res.out, args.quiet)
     return EXIT_FAILED if res.failed else EXIT_OK

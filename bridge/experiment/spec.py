@@ -212,6 +212,11 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if kind.startswith("tuple"):
             items = value.split(",") if isinstance(value, str) else list(value)
+            # --engines "" is a mistake (a shell variable left empty); every engine is asked for by leaving
+            # it out, and spec.toml writes that default as []
+            if name == "engines" and isinstance(value, str) and not any(v.strip() for v in items):
+                raise SpecError(f"engines {value!r} names no engine; name some (e.g. reference,keras), or leave "
+                                "--engines out for every engine available here")
             if kind == "tuple[int, ...]":
                 return tuple(_coerce_int(v) for v in items if str(v).strip())
             return tuple(str(v).strip() for v in items if str(v).strip())

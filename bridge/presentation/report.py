@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..files import atomic_write
 from ..results import parity
+from ..results.records import utc_display
 from ..results.store import read_summary
 from ..results.summary import (format_fraction, format_interval, format_machine, format_number, format_rate,
                                format_ratio, format_seconds)
@@ -147,9 +148,15 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
     if not images:
         parts.append("<p>No figures: no engine completed an epoch.</p>")
     runs = [[f"{r.get('engine')}/{r.get('mode')}", r.get("repeat"), r.get("status"), r.get("epochs_completed"),
+             utc_display(r.get("started")), utc_display(r.get("ended")), r.get("host", ""),
              format_seconds(r.get("wall_s")), r.get("message", "")] for r in doc.get("engines", [])]
+    kept = sum(bool(r.get("kept")) for r in doc.get("engines", []))
     parts += ["<h2 id='engines'>Engine runs</h2>",
-              html.table(["engine", "repeat", "status", "epochs", "wall time", "message"], runs)]
+              "<p>When and where each engine run ran (UTC)."
+              + (f" {kept} of them finished in earlier runs of this folder and are kept as they were: a run of "
+                 "some engines adds to a folder's results and replaces only its own.</p>" if kept else "</p>"),
+              html.table(["engine", "repeat", "status", "epochs", "started", "ended", "host", "wall time",
+                          "message"], runs)]
     parts += ["<h2 id='spec'>Spec</h2>", html.pairs(spec),
               "<h2 id='environment'>Environment</h2><h3>Parent process and data</h3>", html.pairs(fp),
               "<h3>Each engine, as its framework reports it (values of every repeat where they differ)</h3>",

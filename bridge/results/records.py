@@ -6,11 +6,16 @@ stamp of a finished run with the versions it ran (:func:`installed_versions`).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.metadata as metadata
 import json
+import socket
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
 
 from ..files import atomic_write
 
@@ -66,6 +71,11 @@ class Outcome:
     epochs: list[dict] = field(default_factory=list)
     wall_s: float = 0.0
     log: str = ""
+    started: str = ""
+    """When its worker started, UTC, ISO 8601 (:func:`utc_now`); empty where it never started."""
+    ended: str = ""
+    host: str = ""
+    """The machine it ran on (``socket.gethostname()``)."""
 
     @property
     def ok(self) -> bool:
@@ -79,6 +89,24 @@ class Outcome:
     def flagged(self) -> bool:
         """A failure or a divergence: ends the run with a line for the user even under ``--quiet``."""
         return self.failed or self.status == "diverged"
+
+
+def utc_now() -> str:
+    """Now, UTC, ISO 8601 to the millisecond: ``2026-12-07T02:21:13.042+00:00``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def utc_from_timestamp(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def utc_display(stamp) -> str:
+    """``2026-12-07T02:21:13.042+00:00`` as ``2026-12-07 02:21:13``; empty where unknown."""
+    return str(stamp or "").replace("T", " ").split(".")[0].replace("+00:00", "")
+
+
+def host() -> str:
+    return socket.gethostname()
 
 
 def worker_stem(engine: str, mode: str, repeat: int) -> str:
@@ -137,6 +165,18 @@ def installed_versions(run: EngineMode) -> dict[str, str] | None:
     return versions
 
 
+def same_version(reported: str, installed: str) -> bool:
+    """Whether the version a framework reported when it ran (``torch.__version__``: ``2.14.1+cu130``) is
+    the installed distribution's (``2.14.1`` in its metadata): compared as versions (PEP 440), a local
+    label (``+cu130``, ``+cpu``) only where both sides carry one, as the metadata of PyPI's default
+    PyTorch build does not; text that is no version must be equal."""
+    try:
+        a, b = Version(str(reported)), Version(str(installed))
+    except InvalidVersion:
+        return str(reported) == str(installed)
+    return Version(a.public) == Version(b.public) and (a.local is None or b.local is None or a.local == b.local)
+
+
 STAMP_FORMAT = 1
 
 
@@ -144,8 +184,23 @@ def stamp_path(work: Path, engine: str, mode: str, repeat: int) -> Path:
     return Path(work) / f"{worker_stem(engine, mode, repeat)}.stamp.json"
 
 
-def stamp(path: Path, spec_hash: str, threads: int, versions: dict | None, wall_s: float) -> None:
+def stamp(path: Path, spec_hash: str, threads: int, versions: dict | None, outcome: Outcome) -> None:
     """Mark a finished run (:data:`REUSABLE`) as reusable (written atomically: a half-written stamp never
-    counts); :mod:`bridge.running.resume` decides whether a later run may reuse it."""
+    counts); :mod:`bridge.running.resume` decides whether a later run may reuse it, and a later run of
+    other engines into the same folder keeps it in the results (``run``: the engine run as selected,
+    :class:`EngineMode`'s fields; when, where and how long it ran)."""
     atomic_write(path, json.dumps({"format": STAMP_FORMAT, "spec_hash": spec_hash, "threads": threads,
-                                   "versions": versions, "wall_s": wall_s}))
+                                   "versions": versions, "wall_s": outcome.wall_s, "started": outcome.started,
+                                   "ended": outcome.ended, "host": outcome.host,
+                                   "run": dataclasses.asdict(outcome.run)}))
+
+
+def run_from_stamp(data: dict) -> EngineMode | None:
+    """The engine run a stamp was written for; None for a stamp written before stamps held it."""
+    fields = data.get("run") if isinstance(data, dict) else None
+    if not isinstance(fields, dict):
+        return None
+    try:
+        return EngineMode(**{**fields, "python_modules": tuple(fields.get("python_modules", ()))})
+    except TypeError:
+        return None

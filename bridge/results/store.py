@@ -31,7 +31,8 @@ FORMAT = 1
 """summary.json's format: a reader refuses a newer one rather than misread it (absent: written before
 formats were numbered, read as 1)."""
 ID_COLUMNS = ["engine", "mode", "framework", "framework_version", "device", "threads", "dataset", "model",
-              "optimizer", "repeat"]
+              "optimizer", "repeat", "host", "started", "ended"]
+"""Which engine run a row belongs to; ``started`` and ``ended`` are its worker's, UTC, ISO 8601."""
 FINGERPRINT_COLUMNS = ["spec_hash", "git_commit", "python", "numpy", "cpu"]
 COLUMNS = ID_COLUMNS + ["epoch", "step", "split", "metric", "value"] + FINGERPRINT_COLUMNS
 
@@ -48,6 +49,8 @@ class Results:
     """The warnings of runs whose times other processes disturbed: shown even with ``--quiet``."""
     speed: list[dict] = field(default_factory=list)
     """Every comparable pair's steady-epoch ratio, interval and verdict (summary.json's ``speed``)."""
+    kept: list = field(default_factory=list)
+    """The folder's finished runs of engines this run left alone, in the results as they were."""
 
     @property
     def failed(self) -> bool:
@@ -60,7 +63,8 @@ def _rows(outcome, spec, env: dict, steps_per_epoch: int) -> list[dict]:
              "framework": rep.get("framework", ""), "framework_version": rep.get("framework_version", ""),
              "device": rep.get("device", spec.device), "threads": str(rep.get("threads", "")),
              "dataset": spec.dataset, "model": spec.model, "optimizer": spec.optimizer,
-             "repeat": outcome.repeat, **{k: env[k] for k in FINGERPRINT_COLUMNS}}
+             "repeat": outcome.repeat, "host": outcome.host, "started": outcome.started, "ended": outcome.ended,
+             **{k: env[k] for k in FINGERPRINT_COLUMNS}}
     rows = []
 
     def add(epoch, step, split, metric, value):
@@ -104,8 +108,10 @@ def _peak(environment: dict) -> tuple[float | None, str]:
     return environment.get("cpu_gemm_peak_gflops"), "CPU float32 GEMM (NumPy)"
 
 
-def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: dict | None = None) -> Results:
-    """Write the results of ``outcomes`` (every engine run of ``spec`` on ``plan``) under ``out``.
+def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: dict | None = None,
+          kept: list = ()) -> Results:
+    """Write the results of ``outcomes`` (every engine run of ``spec`` on ``plan`` in ``out``, ``kept``
+    among them: those of earlier runs of this folder, :func:`bridge.running.resume.kept`) under ``out``.
     ``environment``: the parent's fingerprint and the machine's measured peaks
     (:mod:`bridge.running.fingerprint`, :mod:`bridge.running.peaks`), recorded as they are; ``adaptive``:
     with ``--repeats auto``, what was asked and what each engine got
@@ -129,6 +135,10 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
     warnings += (env.get("cpu_gemm_peak") or {}).get("warnings", [])  # disturbed, or its cache unusable
     if "error" in (env.get("device_gemm_peak") or {}):
         warnings.append(f"{env['device_gemm_peak']['error']}; fractions of peak are of the CPU's")
+    if spec.epochs < 2:
+        warnings.append(f"--epochs {spec.epochs}: no steady-state time, which is the median of the epochs after "
+                        f"the first (that one includes tracing and compilation); give --epochs "
+                        f"{MIN_STEADY_EPOCHS + 1} or more")
     if env["official_split"] is False:
         warnings.append(f"not the official train/test split: {env['data_split']}")
     reported = {str(o.report.get("threads")) for o in outcomes if o.report}
@@ -142,6 +152,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
     warnings += [f"{row['engine']} unstable: {row['unstable_reason']}; differences in its times smaller than that "
                  "are not readable"
                  for row in summary.to_dict("records") if row.get("unstable")]
+    kept_ids = {id(o) for o in kept}
     doc = {
         "format": FORMAT,
         "spec": spec.to_dict(),
@@ -149,6 +160,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
         "fingerprint": env,
         "engines": [{"engine": o.run.engine, "mode": o.run.mode, "repeat": o.repeat, "status": o.status,
                      "message": o.message, "epochs_completed": len(o.epochs), "wall_s": o.wall_s,
+                     "started": o.started, "ended": o.ended, "host": o.host, "kept": id(o) in kept_ids,
                      "others_cores": shares[o.run.label, o.repeat], "report": o.report, "log": o.log}
                     for o in outcomes],
         "timing": {"interval": {"level": intervals.LEVEL, "method": intervals.METHOD},
@@ -167,7 +179,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
     atomic_write(out / "checksums.csv", lambda p: checksums.to_csv(p, index=False))
     atomic_write(out / "summary.json", json.dumps(doc, indent=1, default=str))
     atomic_write(out / "spec.toml", spec.to_toml())
-    return Results(frame, summary, outcomes, out, warnings, semantics, disturbed, speed)
+    return Results(frame, summary, outcomes, out, warnings, semantics, disturbed, speed, list(kept))
 
 
 # --- reading a results folder: the one reader, for figures, report and comparisons --------------------

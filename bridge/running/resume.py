@@ -8,17 +8,23 @@ JSON-lines record, through the code path that reads every record
 
 A run is reusable only when the parent stamped it: after a worker ends ``ok`` or ``diverged``, the parent
 writes ``workers/<run>.stamp.json`` (:func:`bridge.results.records.stamp`: spec hash, threads, the engine's
-installed versions when it started, wall time). A run that was interrupted, failed, or whose parent died
-before stamping it, runs again.
+installed versions when it started, the engine run, when, where and how long it ran). A run that was
+interrupted, failed, or whose parent died before stamping it, runs again.
 
 Engine versions (:func:`bridge.results.records.installed_versions`, the one place that decides them) are
 read from package metadata, without importing any framework: the versions of the distributions that provide the engine's
 Python modules (its ``FRAMEWORK``, ``keras/jax``: keras and jax, then its ``REQUIRES``; read once by the
 selection, :attr:`bridge.results.records.EngineMode.python_modules`). A finished run is reused only
 when those are what they were when it ran, and the ``framework_version`` its worker reported in the
-record is the version installed now of the distribution behind ``FRAMEWORK`` (so the stamp describes
-what actually ran). An engine whose framework is no Python distribution (Flux and Knet live in Julia
-environments) cannot be checked this way, and always runs again.
+record is the version installed now of the distribution behind ``FRAMEWORK``, compared as versions
+(:func:`bridge.results.records.same_version`: PyTorch reports ``2.14.1+cu130`` where its distribution's
+metadata says ``2.14.1``), so the stamp describes what actually ran. An engine whose framework is no
+Python distribution (Flux and Knet live in Julia environments) cannot be checked this way, and always
+runs again.
+
+A folder belongs to one experiment, and its results cover every engine run that finished in it: the
+finished runs of engines a later run leaves out are kept in its results as they were (:func:`kept`), each
+with when and where it ran, and a later run replaces only its own engine runs.
 
 A run that reuses engine runs keeps the CPU GEMM peak the folder's earlier run was judged by
 (:func:`earlier_peak`; :func:`bridge.running.peaks.cpu_gemm_peak` checks it is this machine's), so the runs it
@@ -32,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +46,7 @@ from ..experiment.plan import open_plan
 from ..experiment.spec import SpecError, load_toml
 from ..files import atomic_write
 from ..results import records
-from ..results.records import STAMP_FORMAT, EngineMode, installed_versions, stamp_path
+from ..results.records import STAMP_FORMAT, EngineMode, Outcome, installed_versions, stamp_path
 
 LATEST = "latest"
 # Everything bridge.compare writes into an output folder (the plan too, unless --save-plan sends it
@@ -87,7 +92,7 @@ def _version_change(run: EngineMode, then: dict | None, report: dict) -> str | N
         return ", ".join(changed)
     framework = run.python_modules[0]
     installed = {now[d] for d in records.providers()[framework]}
-    if str(report.get("framework_version", "")) not in installed:
+    if not any(records.same_version(report.get("framework_version", ""), v) for v in installed):
         return (f"it reported {report.get('framework', '?')} {report.get('framework_version', '?')}, "
                 f"{framework} {' or '.join(sorted(installed))} is installed")
     return None
@@ -123,6 +128,32 @@ def _name(label: str, repeat: int, repeats: int) -> str:
     return f"{label} repeat {repeat + 1}" if repeats > 1 else label
 
 
+def _finished(work: Path, run: EngineMode, repeat: int, spec_hash: str) -> tuple[Outcome, dict, list] | None:
+    """The outcome of ``run``'s repeat that finished in ``work`` for ``spec_hash`` (its stamp, and a record
+    that ends ``done``), with the stamp and the record's lines; None when there is none."""
+    stamp_ = _read_json(stamp_path(work, run.engine, run.mode, repeat))
+    if not isinstance(stamp_, dict) or stamp_.get("spec_hash") != spec_hash \
+            or stamp_.get("format", STAMP_FORMAT) > STAMP_FORMAT:
+        return None
+    stem = records.worker_stem(run.engine, run.mode, repeat)
+    lines = records.read_record(work / f"{stem}.jsonl")
+    if not any(line.get("kind") == "done" for line in lines):
+        return None  # the record was started over after the stamp was written
+    done = next(line for line in lines if line.get("kind") == "done")
+    ended = stamp_.get("ended") or records.utc_from_timestamp(done.get("t", 0))
+    outcome = records.outcome_from_record(run, repeat, lines, wall_s=float(stamp_.get("wall_s", 0.0)),
+                                         log=str(work / f"{stem}.log"), started=stamp_.get("started", ""),
+                                         ended=ended, host=stamp_.get("host", ""))
+    diverged = next((line for line in lines if line.get("kind") == "diverged"), None)
+    if diverged:  # the same status and message as when it ran, so it is reported the same way
+        outcome.status, outcome.message = "diverged", f"{run.label} diverged: {diverged['message']}"
+    return outcome, stamp_, lines
+
+
+def _when(outcome: Outcome) -> str:
+    return f"{records.utc_display(outcome.ended)} UTC" if outcome.ended else "an unknown time"
+
+
 def finished(spec, out: Path, threads: int, runs: tuple[EngineMode, ...]) -> Previous:
     """The engine runs of ``spec`` that finished in ``out`` and may be reused (see the module's doc), of
     ``runs``: those that will run (:attr:`bridge.running.selection.Selection.runs`)."""
@@ -133,35 +164,54 @@ def finished(spec, out: Path, threads: int, runs: tuple[EngineMode, ...]) -> Pre
     spec_hash = spec.hash()
     for repeat in range(spec.repeats):
         for r in runs:
-            stamp_ = _read_json(stamp_path(work, r.engine, r.mode, repeat))
-            if not isinstance(stamp_, dict) or stamp_.get("spec_hash") != spec_hash \
-                    or stamp_.get("format", STAMP_FORMAT) > STAMP_FORMAT:
+            found = _finished(work, r, repeat, spec_hash)
+            if found is None:
                 continue
-            stem = records.worker_stem(r.engine, r.mode, repeat)
-            lines = records.read_record(work / f"{stem}.jsonl")
-            if not any(line.get("kind") == "done" for line in lines):
-                continue  # the record was started over after the stamp was written
-            outcome = records.outcome_from_record(r, repeat, lines, wall_s=float(stamp_.get("wall_s", 0.0)),
-                                                 log=str(work / f"{stem}.log"))
-            diverged = next((line for line in lines if line.get("kind") == "diverged"), None)
+            outcome, stamp_, lines = found
+            diverged = outcome.status == "diverged"
             if stamp_.get("threads") != threads:
                 why = f"it ran with {stamp_.get('threads')} threads, this run has {threads}"
-            elif diverged is None and len(outcome.epochs) != spec.epochs:
+            elif not diverged and len(outcome.epochs) != spec.epochs:
                 why = f"its record holds {len(outcome.epochs)} of {spec.epochs} epochs"
             else:
                 why = _version_change(r, stamp_.get("versions"), outcome.report)
             if why:
                 previous.rerun.append(f"{_name(r.label, repeat, spec.repeats)} ({why})")
                 continue
-            done = next(line for line in lines if line.get("kind") == "done")
-            when = ("finished in an earlier run of this spec at "
-                    + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(done.get("t", 0))))
-            if diverged:  # the same status and message as when it ran, so it is reported the same way
-                outcome.status, outcome.message = "diverged", f"{r.label} diverged: {diverged['message']} ({when})"
-            else:
-                outcome.message = f"reused: {when}"
+            when = f"finished in an earlier run of this spec at {_when(outcome)}"
+            outcome.message = f"{outcome.message} ({when})" if diverged else f"reused: {when}"
             previous.reused.append(outcome)
     return previous
+
+
+def kept(spec, out: Path, own: set[EngineMode]) -> list[Outcome]:
+    """Every engine run that finished in ``out`` for ``spec`` (stamped, its record ending ``done``) of an
+    engine not in ``own`` (those this comparison runs or names): kept in the folder's results as it is,
+    with when it ran, so that a run of a few engines adds to a folder instead of replacing it. Runs whose
+    stamps predate stamps naming their engine run are not kept (their engine cannot be known)."""
+    work = Path(out) / "workers"
+    if not work.is_dir():
+        return []
+    spec_hash, found = spec.hash(), []
+    for path in sorted(work.glob("*.stamp.json")):
+        run = records.run_from_stamp(_read_json(path))
+        if run is None or run in own:
+            continue
+        repeat = path.name[:-len(".stamp.json")].rsplit("-r", 1)[-1]
+        if not repeat.isdigit():
+            continue
+        got = _finished(work, run, int(repeat), spec_hash)
+        if got is None:
+            continue
+        outcome = got[0]
+        when = f"kept: finished in an earlier run of this folder at {_when(outcome)}"
+        outcome.message = when if outcome.status == "ok" else f"{outcome.message} ({when})"
+        found.append(outcome)
+    # engines in order of first appearance in the folder's stamps, repeats in order
+    first = {}
+    for o in found:
+        first.setdefault(o.run, len(first))
+    return sorted(found, key=lambda o: (first[o.run], o.repeat))
 
 
 def earlier_peak(out: Path) -> dict | None:

@@ -141,10 +141,12 @@ def run_engine(job: Job, run: EngineMode, work: Path, timeout: float,
     job.save(job_path)
     env = {**os.environ, **worker_environment(job.threads, job.device), "PYTHONUNBUFFERED": "1"}
     forward = (lambda event: on_event({"run": run, "repeat": job.repeat, **event})) if on_event else None
+    started = records.utc_now()
     returncode, timed_out, wall = _launch(job_path, log_path, env, timeout, forward)
     lines = records.read_record(record_path)
-    return _status(records.outcome_from_record(run, job.repeat, lines, wall_s=wall, log=str(log_path)), lines,
-                   returncode, timed_out, timeout)
+    outcome = records.outcome_from_record(run, job.repeat, lines, wall_s=wall, log=str(log_path), started=started,
+                                          ended=records.utc_now(), host=records.host())
+    return _status(outcome, lines, returncode, timed_out, timeout)
 
 
 def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[[dict], None] | None = None,
@@ -206,14 +208,27 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
                     outcomes.append(outcome)
                     if on_outcome and outcome.status != "interrupted":
                         on_outcome(outcome)
-            earlier = resume.earlier_peak(out) if reused else None
+            # the folder's finished runs of engines this run leaves alone stay in its results
+            kept = resume.kept(spec, out, own_runs(selection))
+            held = {o.run for o in kept}
+            cannot_run = [o for o in cannot_run if o.run not in held]  # skipped now, finished before
+            earlier = resume.earlier_peak(out) if reused or kept else None
             environment.update(peaks.measure(spec.device, threads, measure_peak, earlier))  # no engine runs now
             adaptive = precision.summary(outcomes, [r.label for r in selection.runs],
                                          time.monotonic() - started) if precision else None
-            stop.results = store.write(spec, plan, outcomes + cannot_run, out, environment, adaptive)
+            stop.results = store.write(spec, plan, outcomes + kept + cannot_run, out, environment, adaptive,
+                                       kept=kept)
         if stop.signum is not None:
             raise Interrupted(stop.signum, stop.results)
         return stop.results
+
+
+def own_runs(selection: Selection) -> set[EngineMode]:
+    """The engine runs a comparison speaks for: those it runs, and those named that cannot run here (their
+    result in this folder is now ``unavailable``). The folder's finished runs of any other engine are
+    kept as they are (:func:`bridge.running.resume.kept`): a run of a few engines adds to a folder, it
+    does not shrink it."""
+    return set(selection.runs) | ({r for r, _ in selection.cannot_run} if selection.named else set())
 
 
 def _run_and_stamp(r: EngineMode, repeat: int, plan, work: Path, device: str, threads: int, timeout: float,
@@ -227,5 +242,5 @@ def _run_and_stamp(r: EngineMode, repeat: int, plan, work: Path, device: str, th
               record_path=str(work / f"{records.worker_stem(r.engine, r.mode, repeat)}.jsonl"))
     outcome = run_engine(job, r, work, timeout, on_event)
     if outcome.status in records.REUSABLE:
-        records.stamp(stamp, plan.spec_hash, threads, versions, outcome.wall_s)
+        records.stamp(stamp, plan.spec_hash, threads, versions, outcome)
     return outcome

@@ -90,6 +90,14 @@ class Selection:
     plan_exports: tuple[Callable, ...] = ()
     """What the selected engines need written beside the plan (``export_plan`` of their modules)."""
 
+    def check_runnable(self) -> None:
+        """Raise :class:`EngineError` (exit 2, before anything is written) when no engine run can run
+        here, naming why for each: a folder with nothing in it helps no one."""
+        if not self.runs:
+            raise EngineError("none of the engines asked for can run here: "
+                              + "; ".join(f"{run.label}: {why}" for run, why in self.cannot_run)
+                              + "; install what is named, or choose others with --engines")
+
 
 def select(spec) -> Selection:
     """The runs of ``spec``: :func:`resolve` of ``spec.engines``, where the reference without a mode runs

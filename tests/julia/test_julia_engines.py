@@ -46,6 +46,16 @@ def test_without_julia_keras_runs_and_flux_knet_are_reported_with_the_setup_comm
     assert status == {"keras": "ok", "flux": "unavailable", "knet": "unavailable"}
 
 
+def test_a_run_of_only_engines_that_cannot_run_here_exits_2_before_writing_anything(tmp_path, no_julia_record):
+    out = tmp_path / "out"
+    proc = run_compare("--dataset", "iris", "--engines", "flux,knet", "--epochs", "2", out=out, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("bridge.compare: error: none of the engines asked for can run here: flux/loop: flux needs")
+    assert "; knet/loop: knet needs" in line and line.count("python -m bridge.julia setup") == 2
+    assert not out.exists()
+
+
 def test_golden_fixtures_are_what_the_reference_computes(tmp_path):
     """The committed julia/golden cases (for Pkg.test) are reproduced by `python -m tests.julia.golden`."""
     fresh = golden.write(tmp_path)

@@ -30,6 +30,13 @@ def test_help_documents_every_spec_field():
     pytest.param(["--device", "cuda"], ["--device cuda: no CUDA GPU is visible", "--device cpu"],
                  marks=pytest.mark.skipif(cuda_visible(), reason="a CUDA GPU is visible here, so --device cuda is valid")),
     (["--unknown-flag"], ["unrecognized arguments: --unknown-flag"]),
+    (["--engines", ""], ["engines '' names no engine", "leave --engines out for every engine"]),
+    (["--train_size", "5000"], ["--train_size 5000 is more than the", "training examples of iris; give at most"]),
+    (["--test_size", "5000"], ["--test_size 5000 is more than the", "test examples of iris; give at most"]),
+    # 37.5 million 28x28 images: 110 GiB, allocated by nothing before the check refuses it
+    (["--dataset", "synthetic", "--synthetic_samples", "30000000"],
+     ["--synthetic_samples 30000000 of shape (1, 28, 28) would take 109.7 GiB", "available of",
+      "lower --synthetic_samples"]),
 ])
 def test_bad_input_exits_2_with_one_line_naming_the_value(args, words, tmp_path):
     proc = compare(*args, "--out", str(tmp_path))
@@ -66,3 +73,11 @@ def test_iris_100_epochs_reference_and_keras_reach_90_percent(tmp_path):
     timing = frame[frame.metric == "epoch_s"]
     assert len(timing) == 300 and (timing.value > 0).all()
     assert (out / "spec.toml").read_text().startswith('dataset = "iris"')
+
+
+def test_one_epoch_runs_and_warns_once_that_there_is_no_steady_state(tmp_path):
+    proc = compare("--engines", "reference", "--epochs", "1", "--no-report", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if "no steady-state time" in line]
+    assert warning == ["warning: --epochs 1: no steady-state time, which is the median of the epochs after the "
+                       "first (that one includes tracing and compilation); give --epochs 4 or more"], proc.stderr

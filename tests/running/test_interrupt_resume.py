@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from bridge.experiment.spec import Spec
-from bridge.results.records import installed_versions
+from bridge.results.records import installed_versions, same_version
 from bridge.running import resume, runner
 from bridge.running.stopping import Interrupted
 from tests import support
@@ -310,6 +310,38 @@ def test_a_finished_run_of_another_engine_version_runs_again(tmp_path):
             "(--fresh reruns all)") in again.stdout
     assert "reference/float64 repeat 1:" in again.stdout
     assert json.loads(stamp.read_text())["versions"] == then["versions"]
+
+
+def test_versions_are_compared_as_versions_with_local_labels_where_both_have_one():
+    assert same_version("2.14.1+cu130", "2.14.1")  # torch.__version__ of PyPI's default build, its metadata
+    assert same_version("2.13.0+cpu", "2.13.0+cpu") and same_version("2.14.1", "2.14.1.0")
+    assert not same_version("2.14.1+cu130", "2.14.1+cpu") and not same_version("2.14.1+cu130", "2.14.0")
+    assert not same_version("nightly", "2.14.1") and same_version("dev build", "dev build")
+
+
+def test_a_run_whose_framework_reported_a_local_build_label_is_reused(tmp_path):
+    """PyTorch's default Linux build reports ``2.14.1+cu130`` where its distribution says ``2.14.1``: the
+    run is the installed one and is reused; another version in the record still runs again."""
+    out = tmp_path / "out"
+    args = ("--engines", "reference", "--epochs", "2", "--out", str(out), "--no-report")
+    assert compare(*args).returncode == 0
+    record = out / "workers" / "reference-float64-r0.jsonl"
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    (prepared,) = [line for line in lines if line["kind"] == "prepared"]
+    installed = prepared["report"]["framework_version"]
+
+    def rewrite(version: str) -> None:
+        prepared["report"]["framework_version"] = version
+        record.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    rewrite(installed + "+cu130")  # as that build reports itself
+    again = compare(*args)
+    assert again.returncode == 0, again.stderr
+    assert "reusing 1 finished engine run(s)" in again.stdout and "repeat 1:" not in again.stdout
+    rewrite("1.0.0")
+    third = compare(*args)
+    assert f"running again: reference/float64 (it reported numpy 1.0.0, numpy {installed} is installed)" \
+        in third.stdout
 
 
 def test_a_run_timed_with_another_thread_count_runs_again(tmp_path):

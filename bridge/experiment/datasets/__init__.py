@@ -5,12 +5,49 @@ Inputs are either vectors, C-contiguous ``(N, F)``, or images, C-contiguous ``(N
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
+from ...errors import UsageError
 from .base import DataError, Dataset
 
-__all__ = ["DataError", "Dataset", "as_vectors", "load"]
+__all__ = ["DataError", "Dataset", "SizeError", "as_vectors", "load"]
+
+
+class SizeError(UsageError):
+    """A data set, or a cut of it, that the spec asks for and cannot have: exit 2 before anything is built."""
+
+
+def available_memory() -> tuple[int | None, int | None]:
+    """``(available, total)`` bytes of memory (``/proc/meminfo``'s MemAvailable and MemTotal; the physical
+    pages elsewhere, with no available figure); None where unknown."""
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        return int(info["MemAvailable"].split()[0]) * 1024, int(info["MemTotal"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        try:
+            return None, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None, None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def check_synthetic_size(spec) -> None:
+    """Refuse synthetic data larger than this machine's available memory before allocating any of it."""
+    shape = spec.synthetic_input_shape()
+    n = spec.synthetic_samples + max(1, spec.synthetic_samples // 4)  # and its test quarter
+    need = n * (int(np.prod(shape)) * 4 + 4)  # float32 inputs, int32 labels
+    available, total = available_memory()
+    if available is not None and need > available:
+        raise SizeError(f"--synthetic_samples {spec.synthetic_samples} of shape {shape} would take {_gib(need)} of "
+                        f"memory (with its test quarter), and this machine has {_gib(available)} available of "
+                        f"{_gib(total)}; lower --synthetic_samples")
 
 
 def load(spec) -> Dataset:
@@ -25,11 +62,17 @@ def load(spec) -> Dataset:
         cache = Path(spec.data_dir).expanduser() / "fashion-mnist" if spec.data_dir else None
         data = fashion_mnist.load(cache, source=spec.data_source)
     else:
+        check_synthetic_size(spec)
         data = synthetic.load(spec.synthetic_input_shape(), spec.synthetic_samples, spec.classes, spec.seed)
     return _cut(data, spec.train_size, spec.test_size)
 
 
 def _cut(data: Dataset, n_train: int, n_test: int) -> Dataset:
+    for option, n, have, split in (("--train_size", n_train, len(data.y_train), "training"),
+                                   ("--test_size", n_test, len(data.y_test), "test")):
+        if n > have:
+            raise SizeError(f"{option} {n} is more than the {have} {split} examples of {data.name}; give at most "
+                            f"{have} (0 = all)")
     if not n_train and not n_test:
         return data
     n_train = n_train or len(data.y_train)
