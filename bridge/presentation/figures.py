@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..experiment.semantics import EXACT_VARIANT, REFERENCE
-from ..results.parity import rel_diff
+from ..results.parity import PARITY_STEPS, TOLERANCE, rel_diff
 from ..results.store import read_frame
 from ..results.intervals import median_interval
 from ..results.summary import format_seconds
@@ -233,7 +233,7 @@ def parity_data(frame: pd.DataFrame) -> pd.DataFrame:
     median over its repeats). The reference's NNlib variant appears against its exact one. Empty when
     there is no reference or nothing to compare with it."""
     columns = ["label", "legend", "order", "repeat", "epoch", "step", "loss", "reference_label", "reference",
-               "rel_diff"]
+               "rel_diff", "window", "tolerance"]
     s = frame[frame.metric == "step_loss"]
     refs = {lab: g.groupby("step").value.median() for lab, g in s[s.engine == REFERENCE].groupby("label")}
     exact = f"{REFERENCE}/{EXACT_VARIANT}"
@@ -254,11 +254,14 @@ def parity_data(frame: pd.DataFrame) -> pd.DataFrame:
     data = pd.concat(pieces, ignore_index=True)
     data["rel_diff"] = rel_diff(data["loss"], data["reference"])
     data[["epoch", "step"]] = data[["epoch", "step"]].astype(int)
+    # what the table's parity judges: the window of first steps and the tolerance, drawn on the figure
+    data["window"] = PARITY_STEPS.get(frame["model"].iloc[0], 0) if "model" in frame else 0
+    data["tolerance"] = TOLERANCE.get(frame["optimizer"].iloc[0], np.nan) if "optimizer" in frame else np.nan
     return _with_labels(data, frame).sort_values(["order", "repeat", "step"], ignore_index=True)[columns]
 
 
 def parity_figure(data: pd.DataFrame, about: str = "") -> Figure:
-    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    fig = Figure(figsize=(11, 5.2), layout="constrained")
     ax = fig.subplots()
     for (order, legend, ref), d in data.groupby(["order", "legend", "reference_label"], sort=True):
         per_step = d.groupby("step").rel_diff.agg(["median", "min", "max"]).clip(lower=EXACT_FLOOR)
@@ -268,13 +271,19 @@ def parity_figure(data: pd.DataFrame, about: str = "") -> Figure:
         ax.plot(per_step.index, per_step["median"], label=f"{legend} vs {ref}", **thin)
     eps = np.finfo(np.float32).eps
     ax.axhline(eps, color="black", linestyle=(0, (1, 3)), linewidth=1, label=f"float32 machine epsilon ({eps:.2g})")
+    window, tolerance = int(data["window"].iloc[0]), float(data["tolerance"].iloc[0])
+    if window:
+        ax.axvspan(-0.5, window - 0.5, color="0.5", alpha=0.12, linewidth=0,
+                   label=f"parity window: the first {window} steps, which the table judges")
+    if np.isfinite(tolerance):
+        ax.axhline(tolerance, color="#d62728", linestyle="--", linewidth=1, label=f"parity tolerance ({tolerance:g})")
     ax.set_yscale("log")
     ax.set_xlabel("training step (batch)")
     ax.set_ylabel("|loss − reference| / |reference|")
     ax.grid(alpha=0.3, which="both")
     _legend_below(fig, ax)
     fig.suptitle(_title("Per-step loss against the NumPy float64 reference", about) + "\n"
-                 "each engine against the variant that models its framework's max-pool gradient; "
+                 "each engine against the variant that models its framework's max-pool gradient\n"
                  f"line: median over repeats, band: min–max; exact agreement drawn at {EXACT_FLOOR:g}")
     return fig
 

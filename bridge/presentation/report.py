@@ -115,6 +115,30 @@ def _parity(doc: dict) -> list[str]:
                      if failed else [])
 
 
+def _agreement(doc: dict) -> list[str]:
+    """Every two engine runs against each other: how much of the distance from the float64 reference is
+    precision (float32 engines agreeing closely with each other) and how much is framework disagreement."""
+    a = doc.get("agreement") or {}
+    pairs_ = a.get("pairs") or []
+    if not pairs_:
+        return []
+
+    def diff(v, fmt):
+        return "-" if v is None else fmt.format(v)
+
+    window = next((p.get("window_steps") for p in pairs_), a.get("window"))
+    run = max((p.get("run_steps") or 0 for p in pairs_), default=0)
+    rows = [[p["a"], p["b"], diff(p.get("window_max_rel_diff"), "{:.1e}"), diff(p.get("run_max_rel_diff"), "{:.1e}"),
+             diff(p.get("test_loss_diff"), "{:+.2e}"), diff(p.get("test_accuracy_diff"), "{:+.4f}")] for p in pairs_]
+    return ["<h2 id='agreement'>Agreement between engines</h2>",
+            f"<p>Every two engine runs against each other: the largest relative difference |a − b| / |b| of their "
+            f"per-step training loss over the parity window (the first {html.escape(str(window))} steps) and over "
+            f"every step both ran (up to {run}), worst over repeats, and the differences a − b of their final test "
+            "loss and accuracy. Float32 engines often agree with each other far more closely than with the "
+            "float64 reference, whose distance grows with the steps.</p>",
+            html.table(["a", "b", "window", "whole run", "test loss a − b", "test accuracy a − b"], rows)]
+
+
 def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
     """The report page: ``doc`` is summary.json, ``images`` maps figure name → PNG bytes."""
     e = html.escape
@@ -139,6 +163,7 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
     parts += _timing(doc)
     parts += _speed(doc)
     parts += _parity(doc)
+    parts += _agreement(doc)
     parts += _semantics(doc)
     parts.append("<h2 id='figures'>Figures</h2>")
     for name, png in images.items():

@@ -122,3 +122,43 @@ def parity_failure(entry: dict) -> str:
     return (f"its step losses differ from {entry['compared_with']} by up to {entry['max_rel_diff']:.1e} "
             f"(relative) over the first {entry['steps']} steps, tolerance {entry['tolerance']:g}; its times "
             "are not comparable with the other engines'")
+
+
+def agreement(frame, model: str) -> dict:
+    """How closely every two engine runs agree with each other, as summary.json records it: for each
+    pair of labels ``a``, ``b`` (in order of appearance; the reference variants included), the largest
+    relative per-step loss difference ``|a − b| / |b|`` over the parity window (``PARITY_STEPS[model]``)
+    and over every step both have, worst over the repeats both have, and the differences ``a − b`` of
+    their final test loss and test accuracy (medians over repeats). Two float32 frameworks may agree with
+    each other far more closely than either does with the float64 reference, whose drift grows with the
+    steps: this tells framework disagreement from precision. ``{"window": n, "pairs": [...]}``."""
+    steps = frame[frame.metric == "step_loss"]
+    series: dict[str, dict[int, np.ndarray]] = {}
+    for (engine, mode, repeat), g in steps.groupby(["engine", "mode", "repeat"], sort=False):
+        series.setdefault(f"{engine}/{mode}", {})[int(repeat)] = g.sort_values("step").value.to_numpy()
+    tests = frame[(frame.split == "test") & frame.metric.isin(["loss", "accuracy"])]
+    final: dict[tuple[str, str], float] = {}
+    for (engine, mode, metric), g in tests.groupby(["engine", "mode", "metric"], sort=False):
+        last = g[g.epoch == g.epoch.max()]
+        final[f"{engine}/{mode}", metric] = float(last.value.median())
+    window, labels, pairs = PARITY_STEPS[model], list(series), []
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            repeats = sorted(set(series[a]) & set(series[b]))
+            if not repeats:
+                continue
+            pair = {"a": a, "b": b, "repeats": len(repeats)}
+            for key, limit in (("window", window), ("run", None)):
+                worst, n = 0.0, 0
+                for r in repeats:
+                    x, y = series[a][r], series[b][r]
+                    n = min(len(x), len(y)) if limit is None else min(limit, len(x), len(y))
+                    d = rel_diff(x[:n], y[:n])
+                    worst = max(worst, float(np.max(d)) if len(d) and np.all(np.isfinite(d)) else
+                                (float("inf") if len(d) else 0.0))
+                pair[f"{key}_steps"], pair[f"{key}_max_rel_diff"] = n, worst
+            for metric in ("loss", "accuracy"):
+                if (a, metric) in final and (b, metric) in final:
+                    pair[f"test_{metric}_diff"] = final[a, metric] - final[b, metric]
+            pairs.append(pair)
+    return {"window": window, "pairs": pairs}

@@ -170,6 +170,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
         "batches_identical": not any(o.status == "mismatch" for o in outcomes) and len(checksums) > 0,
         "parity": {"steps": parity.PARITY_STEPS[spec.model], "tolerance": parity.TOLERANCE[spec.optimizer],
                    "runs": parity_},
+        "agreement": parity.agreement(frame, spec.model),
         "semantics": (semantics := parity.semantics(spec.model, runs, frame)),
         "summary": json.loads(summary.to_json(orient="records")),
         "warnings": warnings,

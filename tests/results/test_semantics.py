@@ -88,6 +88,41 @@ def test_each_engine_is_compared_with_the_variant_of_its_rule(cnn_run):
     assert "reference/float64" not in by_label
 
 
+def test_every_two_engine_runs_are_compared_with_each_other_and_the_figure_marks_the_window(cnn_run):
+    doc = read_summary(cnn_run)
+    agreement = doc["agreement"]
+    assert agreement["window"] == parity.PARITY_STEPS["cnn"]
+    pairs = {frozenset((p["a"], p["b"])): p for p in agreement["pairs"]}
+    labels = ["reference/float64", "reference/nnlib", f"{STAND_IN}/float32"]
+    assert set(pairs) == {frozenset((a, b)) for i, a in enumerate(labels) for b in labels[i + 1:]}
+    # the stand-in against the NNlib variant: its parity, measured the other way round (|a − b| / |b|)
+    pair = pairs[frozenset(labels[1:])]
+    entry = doc["parity"]["runs"][f"{STAND_IN}/float32"]
+    assert pair["window_steps"] == entry["steps"] == 10
+    assert pair["window_max_rel_diff"] == pytest.approx(entry["max_rel_diff"], rel=1e-3, abs=1e-12)
+    assert pair["run_steps"] >= pair["window_steps"] and pair["run_max_rel_diff"] >= pair["window_max_rel_diff"]
+    # the variants' own difference, as the semantics record gives it over its first 10 steps (there measured
+    # against the exact variant, here |a − b| / |b|: the denominators differ by that difference itself)
+    variants = pairs[frozenset(labels[:2])]
+    size = doc["semantics"]["reference_variants"]["max_rel_diff"]
+    assert variants["window_max_rel_diff"] == pytest.approx(size, rel=2 * size)
+    frame = read_frame(cnn_run)
+    final = frame[(frame.split == "test") & (frame.metric == "accuracy") & (frame.epoch == frame.epoch.max())]
+    got = final.groupby("label").value.median()
+    assert pair["test_accuracy_diff"] == pytest.approx(got[pair["a"]] - got[pair["b"]])
+    page = (cnn_run / "report.html").read_text()
+    section = page[page.index("id='agreement'"):page.index("id='semantics'")]
+    assert "over the parity window (the first 10 steps)" in section and f"<td>{STAND_IN}/float32</td>" in section
+
+    data = figures.parity_data(frame)
+    assert set(data.window) == {10} and set(data.tolerance) == {parity.TOLERANCE["adam"]}
+    fig = figures.parity_figure(data)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()] if fig.legends else \
+        [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "parity window: the first 10 steps, which the table judges" in legend
+    assert f"parity tolerance ({parity.TOLERANCE['adam']:g})" in legend
+
+
 def test_the_report_names_the_rule_of_every_engine_and_the_size_of_the_difference(cnn_run):
     page = (cnn_run / "report.html").read_text()
     assert "id='semantics'" in page and "id='variant-size'" in page
