@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .cli import EXIT_FAILED, EXIT_OK, Parser, fail
 from .errors import BridgeError, UsageError
+from .experiment import datasets
 from .experiment.options import add_spec_options, spec_from_args
 from .experiment.spec import describe_sizes
 from .results.parity import describe
@@ -196,6 +197,7 @@ def _main(argv: list[str]) -> int:
         spec = spec_from_args(args)
         selection = select(spec)  # unknown engines and modes are usage errors
         selection.check_runnable()  # and so is a run in which none can run
+        datasets.check_sizes(spec)  # and data the spec cannot have, before anything is loaded
         runner.check_device(spec.device)
         out = Path(args.out) if args.out else resume.default_out(spec)
     except UsageError as e:

@@ -33,9 +33,9 @@ def test_help_documents_every_spec_field():
     (["--engines", ""], ["engines '' names no engine", "leave --engines out for every engine"]),
     (["--train_size", "5000"], ["--train_size 5000 is more than the", "training examples of iris; give at most"]),
     (["--test_size", "5000"], ["--test_size 5000 is more than the", "test examples of iris; give at most"]),
-    # 37.5 million 28x28 images: 110 GiB, allocated by nothing before the check refuses it
-    (["--dataset", "synthetic", "--synthetic_samples", "30000000"],
-     ["--synthetic_samples 30000000 of shape (1, 28, 28) would take 109.7 GiB", "available of",
+    # 3.75 billion 28x28 images: 11 TiB, more than any machine this runs on; nothing is allocated first
+    (["--dataset", "synthetic", "--synthetic_samples", "3000000000"],
+     ["--synthetic_samples 3000000000 of shape (1, 28, 28) would take 10966.3 GiB", "available of",
       "lower --synthetic_samples"]),
 ])
 def test_bad_input_exits_2_with_one_line_naming_the_value(args, words, tmp_path):

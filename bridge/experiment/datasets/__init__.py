@@ -50,6 +50,37 @@ def check_synthetic_size(spec) -> None:
                         f"{_gib(total)}; lower --synthetic_samples")
 
 
+FASHION_MNIST_SPLIT = (60000, 10000)
+"""The official split's sizes; a source may hold fewer (its loader says so, and the cut is checked again)."""
+
+
+def most_examples(spec) -> tuple[int, int]:
+    """The most training and test examples the spec's data set can give, known without loading it."""
+    from . import iris
+
+    if spec.dataset == "iris":
+        return iris.SPLIT
+    if spec.dataset == "fashion-mnist":
+        return FASHION_MNIST_SPLIT
+    return spec.synthetic_samples, max(1, spec.synthetic_samples // 4)
+
+
+def check_sizes(spec) -> None:
+    """Refuse, before anything is loaded or allocated, a cut larger than the data set and synthetic data
+    larger than the available memory (:class:`SizeError`, exit 2)."""
+    if spec.dataset == "synthetic":
+        check_synthetic_size(spec)
+    _check_cut(spec.dataset, spec.train_size, spec.test_size, *most_examples(spec))
+
+
+def _check_cut(name: str, n_train: int, n_test: int, have_train: int, have_test: int) -> None:
+    for option, n, have, split in (("--train_size", n_train, have_train, "training"),
+                                   ("--test_size", n_test, have_test, "test")):
+        if n > have:
+            raise SizeError(f"{option} {n} is more than the {have} {split} examples of {name}; give at most "
+                            f"{have} (0 = all)")
+
+
 def load(spec) -> Dataset:
     """The data set a :class:`bridge.experiment.spec.Spec` names, cut to ``train_size`` / ``test_size``."""
     # each loader imported when named: `python -m bridge.experiment.datasets.fashion_mnist` runs that module
@@ -68,11 +99,7 @@ def load(spec) -> Dataset:
 
 
 def _cut(data: Dataset, n_train: int, n_test: int) -> Dataset:
-    for option, n, have, split in (("--train_size", n_train, len(data.y_train), "training"),
-                                   ("--test_size", n_test, len(data.y_test), "test")):
-        if n > have:
-            raise SizeError(f"{option} {n} is more than the {have} {split} examples of {data.name}; give at most "
-                            f"{have} (0 = all)")
+    _check_cut(data.name, n_train, n_test, len(data.y_train), len(data.y_test))
     if not n_train and not n_test:
         return data
     n_train = n_train or len(data.y_train)

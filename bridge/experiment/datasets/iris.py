@@ -13,6 +13,8 @@ import numpy as np
 from .base import Dataset
 
 TEST_PER_CLASS = 10
+SPLIT = (150 - 3 * TEST_PER_CLASS, 3 * TEST_PER_CLASS)
+"""Training and test examples: 120 / 30."""
 
 
 def load(seed: int = 0) -> Dataset:
