@@ -31,7 +31,8 @@ def rel_diff(got, ref) -> np.ndarray:
     """``|got − ref| / |ref|`` per step, over the steps both have."""
     got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     n = min(len(got), len(ref))
-    return np.abs(got[:n] - ref[:n]) / np.abs(ref[:n])
+    with np.errstate(invalid="ignore", divide="ignore"):  # a diverged run's inf against inf is NaN: not finite
+        return np.abs(got[:n] - ref[:n]) / np.abs(ref[:n])
 
 
 def semantics(model: str, runs: list, frame) -> dict:
