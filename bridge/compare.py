@@ -229,7 +229,7 @@ def _main(argv: list[str]) -> int:
         with progress:
             res = runner.run(spec, out, selection, on_event=progress.on_event, on_outcome=progress.on_outcome,
                              plan_dir=args.save_plan, reuse=previous.reused, precision=precision,
-                             measure_peak=args.measure_peak)
+                             measure_peak=args.measure_peak, resume_command=_resume_command(argv))
     except (BridgeError, OSError) as e:  # data that cannot be had, a plan too large, a full disk
         return fail(COMMAND, e)
     except Interrupted as e:

@@ -139,6 +139,22 @@ def _agreement(doc: dict) -> list[str]:
             html.table(["a", "b", "window", "whole run", "test loss a − b", "test accuracy a − b"], rows)]
 
 
+def _incomplete(doc: dict) -> list[str]:
+    """For a run a signal stopped: that it is incomplete, what it stopped, what never started, and how to
+    resume it, before anything else on the page."""
+    info = doc.get("incomplete")
+    if not info:
+        return []
+    e = html.escape
+    stopped = f" during {', '.join(info['stopped'])}" if info.get("stopped") else ""
+    never = info.get("never_started") or []
+    text = (f"<strong>Incomplete: stopped by {e(str(info.get('signal')))}{e(stopped)}.</strong> This page shows "
+            "what finished. " + (f"Never started: {e(', '.join(never))}. " if never else ""))
+    if info.get("resume"):
+        text += f"Resume with <code>{e(info['resume'])}</code> (finished runs are reused)."
+    return [f"<div class='warnings' id='incomplete'>{text}</div>"]
+
+
 def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
     """The report page: ``doc`` is summary.json, ``images`` maps figure name → PNG bytes."""
     e = html.escape
@@ -148,7 +164,9 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
                 f"{e(str(spec.get('repeats', '?')))} repeat(s), device {e(str(spec.get('device', '?')))}, "
                 f"spec hash <code>{e(str(fp.get('spec_hash', '?')))}</code>, bridge commit "
                 f"<code>{e(str(fp.get('git_commit', '?')))}</code>")
-    parts = [html.warnings(doc.get("warnings", []), "Warnings", "No warnings: every engine ran, on the same batches.")]
+    parts = _incomplete(doc)
+    parts.append(html.warnings(doc.get("warnings", []), "Warnings",
+                               "No warnings: every engine ran, on the same batches."))
     identical = doc.get("batches_identical")
     parts.append(f"<p>Every engine trained on the batches of the plan (CRC-32C checked): "
                  f"<strong>{'yes' if identical else 'no'}</strong>.</p>")

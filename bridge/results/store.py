@@ -109,13 +109,14 @@ def _peak(environment: dict) -> tuple[float | None, str]:
 
 
 def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: dict | None = None,
-          kept: list = ()) -> Results:
+          kept: list = (), incomplete: dict | None = None) -> Results:
     """Write the results of ``outcomes`` (every engine run of ``spec`` on ``plan`` in ``out``, ``kept``
     among them: those of earlier runs of this folder, :func:`bridge.running.resume.kept`) under ``out``.
     ``environment``: the parent's fingerprint and the machine's measured peaks
     (:mod:`bridge.running.fingerprint`, :mod:`bridge.running.peaks`), recorded as they are; ``adaptive``:
     with ``--repeats auto``, what was asked and what each engine got
-    (:meth:`bridge.running.adaptive.Precision.summary`)."""
+    (:meth:`bridge.running.adaptive.Precision.summary`); ``incomplete``: for a run a signal stopped, the
+    signal, the runs it stopped, those that never started and the command that resumes it."""
     env = {**environment, "data_source": plan.meta["data_source"], "data_split": plan.meta["data_split"],
            "official_split": plan.meta.get("official_split")}
     rows = [row for o in outcomes for row in _rows(o, spec, env, plan.steps_per_epoch)]
@@ -155,6 +156,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
     kept_ids = {id(o) for o in kept}
     doc = {
         "format": FORMAT,
+        "incomplete": incomplete,
         "spec": spec.to_dict(),
         "work": work,
         "fingerprint": env,

@@ -152,7 +152,7 @@ def run_engine(job: Job, run: EngineMode, work: Path, timeout: float,
 def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[[dict], None] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None, plan_dir: Path | None = None,
         reuse: Iterable[Outcome] = (), precision: Precision | None = None,
-        measure_peak: bool = False) -> store.Results:
+        measure_peak: bool = False, resume_command: str = "") -> store.Results:
     """Run the comparison ``spec`` describes, write the results under ``out`` and return them.
 
     ``selection`` (:func:`bridge.running.selection.select` of ``spec``, made here when not given) says
@@ -167,7 +167,8 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
     (:func:`bridge.running.peaks.cpu_gemm_peak`).
 
     A first SIGINT or SIGTERM stops the running worker (its whole process group), marks that run
-    ``interrupted``, writes the results of every run that finished and raises
+    ``interrupted``, writes the results of every run that finished, with what never started and
+    ``resume_command`` (summary.json's ``incomplete``, said at the top of the report), and raises
     :class:`~bridge.running.stopping.Interrupted` carrying them.
     """
     with stop_on_signals() as stop:
@@ -216,8 +217,17 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
             environment.update(peaks.measure(spec.device, threads, measure_peak, earlier))  # no engine runs now
             adaptive = precision.summary(outcomes, [r.label for r in selection.runs],
                                          time.monotonic() - started) if precision else None
+            incomplete = None
+            if stop.signum is not None:
+                ran = {(o.run, o.repeat) for o in outcomes}
+                never = [] if precision else [f"{r.label} repeat {k + 1}" if spec.repeats > 1 else r.label
+                                              for k in range(spec.repeats) for r in selection.runs
+                                              if (r, k) not in ran]
+                incomplete = {"signal": signal.Signals(stop.signum).name, "never_started": never,
+                              "stopped": [o.run.label for o in outcomes if o.status == "interrupted"],
+                              "resume": resume_command}
             stop.results = store.write(spec, plan, outcomes + kept + cannot_run, out, environment, adaptive,
-                                       kept=kept)
+                                       kept=kept, incomplete=incomplete)
         if stop.signum is not None:
             raise Interrupted(stop.signum, stop.results)
         return stop.results

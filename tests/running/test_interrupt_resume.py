@@ -145,6 +145,28 @@ def test_ctrl_c_keeps_the_finished_runs_and_the_same_command_resumes(tmp_path):
     assert summary["engines"][0]["message"].startswith("reused: finished in an earlier run of this spec")
 
 
+def test_an_interrupted_run_says_it_is_incomplete_what_never_started_and_how_to_resume(tmp_path):
+    out = tmp_path / "out"
+    proc, _, stderr = interrupt_while_the_slow_engine_trains(out, signal.SIGINT, "--repeats", "2")
+    assert proc.returncode == 130, stderr
+    doc = json.loads((out / "summary.json").read_text())
+    info = doc["incomplete"]
+    resume_command = f"python -m bridge.compare --engines {ENGINES} --epochs 4 --out {out} --repeats 2"
+    assert info == {"signal": "SIGINT", "stopped": ["tests.doubles.slow_engine/slow"],
+                    "never_started": ["reference/float64 repeat 2", "tests.doubles.slow_engine/slow repeat 2"],
+                    "resume": resume_command}
+    assert f"resume with: {resume_command}" in stderr
+    page = (out / "report.html").read_text()
+    box = page[page.index("id='incomplete'"):page.index("id='warnings'")]
+    assert "Incomplete: stopped by SIGINT during tests.doubles.slow_engine/slow." in box
+    assert "Never started: reference/float64 repeat 2, tests.doubles.slow_engine/slow repeat 2." in box
+    assert f"<code>{resume_command}</code>" in box
+    again = compare("--engines", ENGINES, "--epochs", "4", "--out", str(out), "--repeats", "2")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "summary.json").read_text())["incomplete"] is None
+    assert "id='incomplete'" not in (out / "report.html").read_text()
+
+
 def test_ctrl_c_typed_on_a_terminal_stops_the_run_the_same_way(tmp_path):
     """The terminal sends SIGINT to its foreground process group: the parent only, since every worker runs
     in a session of its own; the parent stops the worker, and the live display gives the terminal back."""
