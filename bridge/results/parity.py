@@ -35,6 +35,13 @@ def rel_diff(got, ref) -> np.ndarray:
         return np.abs(got[:n] - ref[:n]) / np.abs(ref[:n])
 
 
+def worst(diffs: np.ndarray) -> float:
+    """The largest of ``rel_diff``'s values: infinite where any is not finite (a diverged run), 0 for none."""
+    if not len(diffs):
+        return 0.0
+    return float(np.max(diffs)) if np.all(np.isfinite(diffs)) else float("inf")
+
+
 def semantics(model: str, runs: list, frame) -> dict:
     """What summary.json records of the engines' documented differences: per engine run (``runs``:
     :class:`~bridge.results.records.EngineMode`) its max-pool gradient rule and the reference run it is
@@ -99,10 +106,9 @@ def engine_parity(frame, model: str, optimizer: str, runs: list) -> dict:
             out[r.label] = {"checked": False, "compared_with": against, "reason": NO_STEPS}
             continue
         n = min(window, len(ref), *(len(v) for v in mine))
-        diffs = [rel_diff(v[:n], ref[:n]) for v in mine]
-        worst = max(float(np.max(d)) if np.all(np.isfinite(d)) else float("inf") for d in diffs)
-        out[r.label] = {"compared_with": against, "steps": n, "max_rel_diff": worst, "tolerance": tolerance,
-                        "pass": bool(worst <= tolerance)}
+        largest = max(worst(rel_diff(v[:n], ref[:n])) for v in mine)
+        out[r.label] = {"compared_with": against, "steps": n, "max_rel_diff": largest, "tolerance": tolerance,
+                        "pass": bool(largest <= tolerance)}
     return out
 
 
@@ -150,14 +156,10 @@ def agreement(frame, model: str) -> dict:
                 continue
             pair = {"a": a, "b": b, "repeats": len(repeats)}
             for key, limit in (("window", window), ("run", None)):
-                worst, n = 0.0, 0
-                for r in repeats:
-                    x, y = series[a][r], series[b][r]
-                    n = min(len(x), len(y)) if limit is None else min(limit, len(x), len(y))
-                    d = rel_diff(x[:n], y[:n])
-                    worst = max(worst, float(np.max(d)) if len(d) and np.all(np.isfinite(d)) else
-                                (float("inf") if len(d) else 0.0))
-                pair[f"{key}_steps"], pair[f"{key}_max_rel_diff"] = n, worst
+                steps = [min(len(series[a][r]), len(series[b][r]), limit or np.inf) for r in repeats]
+                pair[f"{key}_steps"] = int(min(steps))
+                pair[f"{key}_max_rel_diff"] = max(worst(rel_diff(series[a][r][:int(n)], series[b][r][:int(n)]))
+                                                  for r, n in zip(repeats, steps))
             for metric in ("loss", "accuracy"):
                 if (a, metric) in final and (b, metric) in final:
                     pair[f"test_{metric}_diff"] = final[a, metric] - final[b, metric]
