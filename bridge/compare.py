@@ -234,7 +234,7 @@ def _main(argv: list[str]) -> int:
         return fail(COMMAND, e)
     except Interrupted as e:
         return _interrupted(e, args, argv, out)
-    print(format_table(res.summary))
+    print(format_table(res.summary, res.adaptive))
     if not args.quiet:
         print(format_speed(res.speed, args.baseline))
     if not args.quiet and res.semantics:

@@ -12,8 +12,8 @@ from ..files import atomic_write
 from ..results import parity
 from ..results.records import utc_display
 from ..results.store import read_summary
-from ..results.summary import (format_fraction, format_interval, format_machine, format_number, format_rate,
-                               format_ratio, format_seconds)
+from ..results.summary import (format_fraction, format_interval, format_machine, format_number, format_parity,
+                               format_rate, format_ratio, format_runs, format_seconds)
 from . import figures, html
 
 def _field(key, fmt=str):
@@ -26,8 +26,8 @@ def _steady(rec: dict) -> str:
 
 
 SUMMARY_COLUMNS = [("engine", "engine", _field("engine")), ("framework", "framework", _field("framework")),
-                   ("status", "status", _field("status")), ("runs", "runs", _field("runs")),
-                   ("parity", "parity", _field("parity")),
+                   ("status", "status", _field("status")), ("runs_total", "runs", format_runs),
+                   ("parity_role", "parity", format_parity),
                    ("first_epoch_s", "first epoch", _field("first_epoch_s", format_seconds)),
                    ("steady_epoch_s", "steady epoch (95% interval)", _steady),
                    ("examples_per_s", "examples/s", _field("examples_per_s", format_rate)),

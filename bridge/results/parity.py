@@ -112,16 +112,20 @@ def engine_parity(frame, model: str, optimizer: str, runs: list) -> dict:
     return out
 
 
-def parity_cell(entry: dict | None) -> str:
-    """An engine's parity as the summary table shows it: ``2.1e-07 ok``, ``1.0e-03 FAIL``, ``reference``,
-    ``not checked`` (no reference to compare with) or ``-`` (no step to compare)."""
+COMPARED, REFERENCE_ROLE, NOT_CHECKED, NO_STEPS_ROLE = "compared", "reference", "not checked", "no steps"
+"""An engine run's part in the parity check (summary.json's ``parity_role``): compared with a reference
+variant, the reference itself, not checked (no reference to compare with), or no step to compare."""
+
+
+def role(entry: dict | None) -> str:
+    """An engine's part in the parity check, from its entry of :func:`engine_parity` (one of the four above)."""
     if entry and entry.get("reason") == NO_STEPS:
-        return "-"
+        return NO_STEPS_ROLE
     if not entry or entry.get("checked") is False:
-        return "not checked"
+        return NOT_CHECKED
     if entry.get("reference"):
-        return "reference"
-    return f"{entry['max_rel_diff']:.1e} {'ok' if entry['pass'] else 'FAIL'}"
+        return REFERENCE_ROLE
+    return COMPARED
 
 
 def parity_failure(entry: dict) -> str:

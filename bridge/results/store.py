@@ -9,6 +9,12 @@ Metrics in ``results.csv``: ``step_loss`` (split train, one per step, the loss o
 update), ``loss`` and ``accuracy`` (split train / test, after each epoch, on the whole split),
 ``epoch_s`` (split timing, seconds per training epoch, evaluation excluded), ``import_s`` and
 ``build_s`` (split timing, once per run).
+
+One convention for counting: ``repeat``, ``epoch`` and ``step`` are indices from 0 (the first epoch is
+epoch 0, as in the batch plan), integers in the files (``epoch`` and ``step`` are empty in the rows of a
+whole run), and the terminal and the report name them the same way (``repeat 0``). The files hold
+data, never display strings: counts, seconds, booleans, and a few fixed words (statuses, parity roles);
+tables format them when shown (:mod:`.summary`).
 """
 from __future__ import annotations
 
@@ -22,19 +28,24 @@ import pandas as pd
 from ..errors import UsageError
 from ..files import atomic_write
 from . import parity
-from .summary import epoch_work, precision_cell, summarise
+from .summary import epoch_work, summarise
 from . import intervals
 from .timing import (DISTURBED_CORES, MIN_STEADY_EPOCHS, NOISE, UNSTABLE_WIDTH, describe_others, others_cores,
                      speed_ratios)
 
-FORMAT = 1
-"""summary.json's format: a reader refuses a newer one rather than misread it (absent: written before
-formats were numbered, read as 1)."""
+FORMAT = 2
+"""summary.json's format: a reader refuses a newer one rather than misread it, and reads an older one as
+this one (:func:`read_summary`). 2: typed summary rows (``runs_ok``, ``runs_total``, ``parity_role``
+instead of format 1's display strings ``runs`` "2/2" and ``parity`` "3.8e-07 ok"; no ``precision`` cell,
+which ``timing.adaptive`` holds as data) and integer ``epoch``/``step`` in results.csv. Absent: written
+before formats were numbered, read as 1."""
 ID_COLUMNS = ["engine", "mode", "framework", "framework_version", "device", "threads", "dataset", "model",
               "optimizer", "repeat", "host", "started", "ended"]
 """Which engine run a row belongs to; ``started`` and ``ended`` are its worker's, UTC, ISO 8601."""
 FINGERPRINT_COLUMNS = ["spec_hash", "git_commit", "python", "numpy", "cpu"]
 COLUMNS = ID_COLUMNS + ["epoch", "step", "split", "metric", "value"] + FINGERPRINT_COLUMNS
+INTEGER_COLUMNS = {"repeat": "int64", "epoch": "Int64", "step": "Int64"}
+"""Counted from 0; ``epoch`` and ``step`` empty in a row of a whole run (pandas' nullable integer)."""
 
 
 @dataclass
@@ -51,6 +62,8 @@ class Results:
     """Every comparable pair's steady-epoch ratio, interval and verdict (summary.json's ``speed``)."""
     kept: list = field(default_factory=list)
     """The folder's finished runs of engines this run left alone, in the results as they were."""
+    adaptive: dict | None = None
+    """With ``--repeats auto``: what was asked and what each engine got (summary.json's ``timing.adaptive``)."""
 
     @property
     def failed(self) -> bool:
@@ -120,14 +133,12 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
     env = {**environment, "data_source": plan.meta["data_source"], "data_split": plan.meta["data_split"],
            "official_split": plan.meta.get("official_split")}
     rows = [row for o in outcomes for row in _rows(o, spec, env, plan.steps_per_epoch)]
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS).astype(INTEGER_COLUMNS)
     runs = list(dict.fromkeys(o.run for o in outcomes))
     parity_ = parity.engine_parity(frame, spec.model, spec.optimizer, runs)
     peak, source = _peak(env)
     work = {**epoch_work(plan, peak), "peak_source": source}
     summary = summarise(frame, outcomes, parity_, work)
-    if adaptive:
-        summary["precision"] = [precision_cell(adaptive, label) for label in summary.engine]
     checksums = _checksum_table(outcomes)
     warnings = [f"{o.run.label} {o.status}: {o.message}" if o.status in ("unavailable", "skipped") else o.message
                 for o in outcomes if not o.ok]
@@ -146,7 +157,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
     if len(reported) > 1:
         warnings.append(f"engines report different thread settings: {', '.join(sorted(reported))}")
     shares = {(o.run.label, o.repeat): others_cores([ep.get("machine") for ep in o.epochs]) for o in outcomes}
-    disturbed = [f"{label}{f' repeat {r + 1}' if spec.repeats > 1 else ''} disturbed: "
+    disturbed = [f"{label}{f' repeat {r}' if spec.repeats > 1 else ''} disturbed: "
                  f"{describe_others(cores, env.get('logical_cores'))} while it trained; its times are not comparable"
                  for (label, r), cores in shares.items() if cores is not None and cores > DISTURBED_CORES]
     warnings += disturbed
@@ -182,14 +193,14 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
     atomic_write(out / "checksums.csv", lambda p: checksums.to_csv(p, index=False))
     atomic_write(out / "summary.json", json.dumps(doc, indent=1, default=str))
     atomic_write(out / "spec.toml", spec.to_toml())
-    return Results(frame, summary, outcomes, out, warnings, semantics, disturbed, speed, list(kept))
+    return Results(frame, summary, outcomes, out, warnings, semantics, disturbed, speed, list(kept), adaptive)
 
 
 # --- reading a results folder: the one reader, for figures, report and comparisons --------------------
 
 REQUIRED = ("results.csv", "summary.json")
 # Read as text: a version such as "2.10" or a hash of digits must not turn into a number.
-TEXT_COLUMNS = [c for c in COLUMNS if c not in ("repeat", "epoch", "step", "value")]
+TEXT_COLUMNS = [c for c in COLUMNS if c not in (*INTEGER_COLUMNS, "value")]
 
 
 class ResultsError(UsageError):
@@ -212,7 +223,24 @@ def read_summary(folder: Path) -> dict:
     if doc.get("format", 1) > FORMAT:
         raise ResultsError(f"{str(folder / 'summary.json')!r} is in format {doc['format']}, newer than this "
                            f"bridge reads ({FORMAT}); upgrade bridge to read it")
-    return doc
+    return _upgrade(doc)
+
+
+def _upgrade(doc: dict) -> dict:
+    """A summary.json of an older format as this format holds it (the file itself is left as it is)."""
+    if doc.get("format", 1) >= FORMAT:
+        return doc
+    runs = (doc.get("parity") or {}).get("runs", {})
+    rows = []
+    for row in doc.get("summary", []):
+        row = dict(row)
+        ok, _, total = str(row.pop("runs", "")).partition("/")
+        row["runs_ok"], row["runs_total"] = (int(ok), int(total)) if ok.isdigit() and total.isdigit() else (None, None)
+        row.pop("parity", None)
+        row.pop("precision", None)
+        row["parity_role"] = parity.role(runs.get(row.get("engine")))
+        rows.append(row)
+    return {**doc, "summary": rows, "format": FORMAT, "read_from_format": doc.get("format", 1)}
 
 
 def read_frame(folder: Path) -> pd.DataFrame:
@@ -221,6 +249,7 @@ def read_frame(folder: Path) -> pd.DataFrame:
     columns added."""
     folder = Path(folder)
     frame = pd.read_csv(folder / "results.csv", dtype={c: str for c in TEXT_COLUMNS})
+    frame = frame.astype({c: t for c, t in INTEGER_COLUMNS.items() if c in frame})  # format 1 wrote 3.0
     present = [c for c in TEXT_COLUMNS if c in frame]
     frame[present] = frame[present].fillna("")
     frame["label"] = frame["engine"] + "/" + frame["mode"]

@@ -48,7 +48,10 @@ def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
     keeps its row and status here (and its values in results.csv, to look into), but its times, losses
     and accuracies are left out of the medians; an engine whose every repeat mismatched shows none. A
     ``diverged`` repeat counts: its non-finite values are the result. ``parity_`` (label -> entry of
-    :func:`bridge.results.parity.engine_parity`) gives each row its parity cell, largest difference and verdict."""
+    :func:`bridge.results.parity.engine_parity`) gives each row its parity role, largest difference and verdict.
+
+    Every value is data (counts, seconds, booleans, one of a few words); how a table shows it is the
+    formatters' below, at display only."""
     records = []
     labels = list(dict.fromkeys(o.run.label for o in outcomes))
     for label in labels:
@@ -70,8 +73,9 @@ def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
             "engine": label,
             "framework": framework,
             "status": ",".join(statuses),
-            "runs": f"{sum(o.ok for o in mine)}/{len(mine)}",
-            "parity": parity.parity_cell((parity_ or {}).get(label)),
+            "runs_ok": sum(o.ok for o in mine),
+            "runs_total": len(mine),
+            "parity_role": parity.role((parity_ or {}).get(label)),
             "parity_max_rel_diff": (parity_ or {}).get(label, {}).get("max_rel_diff", np.nan),
             "parity_pass": (parity_ or {}).get(label, {}).get("pass"),
             "first_epoch_s": times["first_epoch_s"],
@@ -182,15 +186,35 @@ def precision_cell(adaptive: dict, label: str) -> str:
     return f"met {reached}" if e["met"] else f"short {reached} ({e['stopped']})"
 
 
-def format_table(summary: pd.DataFrame) -> str:
-    """The compact summary table printed at the end of a run."""
+def format_runs(rec: dict) -> str:
+    """Finished engine runs of all asked: ``2/2``."""
+    ok, total = rec.get("runs_ok"), rec.get("runs_total")
+    if ok is None and isinstance(rec.get("runs"), str):  # a summary row of format 1
+        return rec["runs"]
+    return "-" if total is None else f"{ok}/{total}"
+
+
+def format_parity(rec: dict) -> str:
+    """An engine's parity as tables show it: ``2.1e-07 ok``, ``1.0e-03 FAIL``, ``reference``, ``not checked``
+    (no reference to compare with) or ``-`` (no step to compare); from a summary row's typed fields."""
+    role = rec.get("parity_role")
+    if role is None and isinstance(rec.get("parity"), str):  # a summary row of format 1
+        return rec["parity"]
+    if role == parity.COMPARED and not _missing(rec.get("parity_max_rel_diff")):
+        return f"{rec['parity_max_rel_diff']:.1e} {'ok' if rec.get('parity_pass') else 'FAIL'}"
+    return {parity.REFERENCE_ROLE: "reference", parity.NOT_CHECKED: "not checked"}.get(role, "-")
+
+
+def format_table(summary: pd.DataFrame, adaptive: dict | None = None) -> str:
+    """The compact summary table printed at the end of a run; ``adaptive`` (summary.json's
+    ``timing.adaptive``, with ``--repeats auto``) adds the precision each engine reached."""
     if summary.empty:
         return "(no engine ran)"
     rows = summary.to_dict("records")
     show = pd.DataFrame({
         "engine": [r["engine"] for r in rows], "framework": [r["framework"] for r in rows],
-        "status": [r["status"] for r in rows], "runs": [r["runs"] for r in rows],
-        "parity": [r["parity"] for r in rows],
+        "status": [r["status"] for r in rows], "runs": [format_runs(r) for r in rows],
+        "parity": [format_parity(r) for r in rows],
         "first epoch": [format_seconds(r["first_epoch_s"]) for r in rows],
         "steady epoch (95%)": [format_interval(r["steady_epoch_s"], r.get("steady_epoch_s_low"),
                                                r.get("steady_epoch_s_high")) + (" UNSTABLE" if r.get("unstable") else "")
@@ -201,6 +225,6 @@ def format_table(summary: pd.DataFrame) -> str:
         "train loss": [format_number(r["train_loss"]) for r in rows],
         "test loss": [format_number(r["test_loss"]) for r in rows],
         "test acc": [format_number(r["test_accuracy"]) for r in rows]})
-    if "precision" in summary:  # --repeats auto: the width each engine reached against the target
-        show.insert(4, "precision", [r["precision"] for r in rows])
+    if adaptive:  # --repeats auto: the width each engine reached against the target
+        show.insert(4, "precision", [precision_cell(adaptive, r["engine"]) for r in rows])
     return show.to_string(index=False)

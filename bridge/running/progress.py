@@ -62,7 +62,7 @@ class RunProgress:
         key = (label, repeat)
         if key not in self._tasks:
             self._tasks[key] = self._progress.add_task(
-                f"{label}  repeat {repeat + 1}/{self.repeats}", total=self.epochs,
+                f"{label}  repeat {repeat} (of {self.repeats})", total=self.epochs,
                 where=f"epoch 0/{self.epochs}", status="preparing")
             self._progress.update(self._overall, status=f"running {label}")
         return self._tasks[key]
@@ -102,6 +102,6 @@ class RunProgress:
                                   status="done" if done == self.runs else "starting next run")
         elif outcome.ok and not self.quiet:
             last = outcome.epochs[-1] if outcome.epochs else {}
-            print(f"  {outcome.run.label} repeat {outcome.repeat + 1}: {len(outcome.epochs)} epochs in "
+            print(f"  {outcome.run.label} repeat {outcome.repeat}: {len(outcome.epochs)} epochs in "
                   f"{outcome.wall_s:.1f} s, test accuracy {last.get('test_accuracy', float('nan')):.3f}",
                   file=self.file, flush=True)

@@ -125,7 +125,7 @@ class Previous:
 
 
 def _name(label: str, repeat: int, repeats: int) -> str:
-    return f"{label} repeat {repeat + 1}" if repeats > 1 else label
+    return f"{label} repeat {repeat}" if repeats > 1 else label
 
 
 def _finished(work: Path, run: EngineMode, repeat: int, spec_hash: str) -> tuple[Outcome, dict, list] | None:

@@ -203,7 +203,7 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
                     outcome = _run_and_stamp(r, repeat, plan, work, spec.device, threads, spec.timeout, on_event)
                     if stop.signum is not None and outcome.status == "crashed":  # killed by us, not by a fault
                         outcome.status = "interrupted"
-                        outcome.message = (f"{r.label} repeat {repeat + 1} was stopped by "
+                        outcome.message = (f"{r.label} repeat {repeat} was stopped by "
                                            f"{signal.Signals(stop.signum).name} after {len(outcome.epochs)} "
                                            "epoch(s)")
                     outcomes.append(outcome)
@@ -220,7 +220,7 @@ def run(spec, out: Path, selection: Selection | None = None, on_event: Callable[
             incomplete = None
             if stop.signum is not None:
                 ran = {(o.run, o.repeat) for o in outcomes}
-                never = [] if precision else [f"{r.label} repeat {k + 1}" if spec.repeats > 1 else r.label
+                never = [] if precision else [f"{r.label} repeat {k}" if spec.repeats > 1 else r.label
                                               for k in range(spec.repeats) for r in selection.runs
                                               if (r, k) not in ran]
                 incomplete = {"signal": signal.Signals(stop.signum).name, "never_started": never,

@@ -143,7 +143,7 @@ def test_summary_json_agrees_with_results_csv(run, engine):
     expected = summary_from_results(frame, engine)
     for key, value in expected.items():  # summary.json keeps 10 decimals
         assert row[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
-    assert row["status"] == "ok" and row["runs"] == f"{REPEATS}/{REPEATS}"
+    assert row["status"] == "ok" and row["runs_ok"] == row["runs_total"] == REPEATS
 
 
 def test_the_fixed_engine_s_summary_has_its_known_times_and_final_metrics(run):
@@ -183,7 +183,9 @@ def test_the_printed_table_shows_results_csv_s_summary(run, engine):
     steady += " UNSTABLE" if row["unstable"] else ""
     machine = "-" if row["others_cores"] is None else f"{'DISTURBED' if row['disturbed'] else 'quiet'} " \
         f"{row['others_cores']:.2f}"
-    tail = (f"ok {REPEATS}/{REPEATS} {row['parity']} {_time(s['first_epoch_s'])} {steady} "
+    parity = "reference" if row["parity_role"] == "reference" else \
+        f"{row['parity_max_rel_diff']:.1e} {'ok' if row['parity_pass'] else 'FAIL'}"
+    tail = (f"ok {REPEATS}/{REPEATS} {parity} {_time(s['first_epoch_s'])} {steady} "
             f"{format_rate(row['examples_per_s'])} {format_fraction(row['peak_fraction'])} {machine} "
             f"{s['train_loss']:.4f} {s['test_loss']:.4f} {s['test_accuracy']:.4f}")
     assert lines[0].endswith(tail), (lines[0], tail)
@@ -209,3 +211,61 @@ def test_summary_json_engines_and_checksums(run):
             assert ge.crc32c.tolist() == plan.expected_checksums(e), (engine, mode, repeat, e)
     assert len(checksums) == 2 * REPEATS * EPOCHS * plan.steps_per_epoch
     assert not math.isnan(summary["summary"][0]["steady_epoch_s"])
+
+
+def test_the_files_hold_typed_data_counted_from_zero(run):
+    """One convention: repeat, epoch and step are integers from 0 in the files (written as ``3``, never
+    ``3.0``; empty in a whole run's rows), the same numbers the screen names; summary.json's rows hold
+    counts, booleans and fixed words, and tables format them."""
+    out, _, _, summary, _ = run
+    raw = pd.read_csv(out / "results.csv", dtype=str, keep_default_na=False)
+    for column in ("repeat", "epoch", "step"):
+        assert all(v == "" or v.isdigit() for v in raw[column]), (column, sorted(set(raw[column]))[:5])
+    assert sorted(set(raw.repeat)) == [str(r) for r in range(REPEATS)]
+    assert sorted({int(v) for v in raw.epoch if v}) == list(range(EPOCHS))
+    assert (raw[raw.metric == "import_s"].epoch == "").all()
+    frame = results.read_frame(out)
+    assert str(frame.epoch.dtype) == "Int64" and str(frame.repeat.dtype) == "int64"
+    assert summary["format"] == results.FORMAT == 2
+    assert {e["repeat"] for e in summary["engines"]} == set(range(REPEATS))
+    for row in summary["summary"]:
+        assert "runs" not in row and "parity" not in row and "precision" not in row
+        assert row["runs_ok"] == row["runs_total"] == REPEATS
+        assert row["parity_role"] in ("reference", "compared")
+        assert all(not isinstance(v, str) or len(v) < 80 for v in row.values())
+
+
+def test_a_format_1_folder_is_read_as_format_2(run, tmp_path):
+    """A folder written before summary.json's rows were typed (format 1: ``runs`` "3/3", ``parity``
+    "2.1e-07 ok", epochs written as floats) is read as this format, and its report drawn from it."""
+    import json
+    import shutil
+
+    from bridge.presentation import report
+    from bridge.results.summary import format_parity, format_runs
+
+    out = run[0]
+    old = tmp_path / "old"
+    shutil.copytree(out, old, ignore=shutil.ignore_patterns("plan", "workers"))
+    doc = json.loads((old / "summary.json").read_text())
+    new_rows = {r["engine"]: dict(r) for r in doc["summary"]}
+    cells = {label: (format_runs(r), format_parity(r)) for label, r in new_rows.items()}
+    for row in doc["summary"]:
+        row["runs"], row["parity"] = cells[row["engine"]]
+        for key in ("runs_ok", "runs_total", "parity_role"):
+            row.pop(key)
+    doc["format"] = 1
+    (old / "summary.json").write_text(json.dumps(doc))
+    frame = pd.read_csv(old / "results.csv", dtype=str, keep_default_na=False)
+    for column in ("epoch", "step"):
+        frame[column] = [f"{float(v):.1f}" if v else "" for v in frame[column]]
+    frame.to_csv(old / "results.csv", index=False)
+
+    read = results.read_summary(old)
+    assert read["format"] == 2 and read["read_from_format"] == 1
+    for row in read["summary"]:
+        assert (format_runs(row), format_parity(row)) == cells[row["engine"]]
+        assert row["runs_ok"] == row["runs_total"] == REPEATS and row["parity_role"] == new_rows[row["engine"]]["parity_role"]
+    assert str(results.read_frame(old).epoch.dtype) == "Int64"
+    page = report.build(old).read_text()
+    assert f"{REPEATS}/{REPEATS}" in page and json.loads((old / "summary.json").read_text())["format"] == 1

@@ -131,8 +131,8 @@ def test_ctrl_c_keeps_the_finished_runs_and_the_same_command_resumes(tmp_path):
     assert again.returncode == 0, again.stderr
     reused = [line for line in again.stdout.splitlines() if "reusing" in line]
     assert reused == [f"bridge: reusing 1 finished engine run(s) from {out}/: reference/float64 (--fresh reruns all)"]
-    assert "reference/float64 repeat 1:" not in again.stdout  # the reference did not run again...
-    assert "tests.doubles.slow_engine/slow repeat 1:" in again.stdout  # ...the interrupted engine did
+    assert "reference/float64 repeat 0:" not in again.stdout  # the reference did not run again...
+    assert "tests.doubles.slow_engine/slow repeat 0:" in again.stdout  # ...the interrupted engine did
     assert (out / "workers" / "reference-float64-r0.jsonl").read_bytes() == reference_record
     assert statuses(out) == {"float64": "ok", "slow": "ok"}
     frame = pd.read_csv(out / "results.csv")
@@ -153,13 +153,13 @@ def test_an_interrupted_run_says_it_is_incomplete_what_never_started_and_how_to_
     info = doc["incomplete"]
     resume_command = f"python -m bridge.compare --engines {ENGINES} --epochs 4 --out {out} --repeats 2"
     assert info == {"signal": "SIGINT", "stopped": ["tests.doubles.slow_engine/slow"],
-                    "never_started": ["reference/float64 repeat 2", "tests.doubles.slow_engine/slow repeat 2"],
+                    "never_started": ["reference/float64 repeat 1", "tests.doubles.slow_engine/slow repeat 1"],
                     "resume": resume_command}
     assert f"resume with: {resume_command}" in stderr
     page = (out / "report.html").read_text()
     box = page[page.index("id='incomplete'"):page.index("id='warnings'")]
     assert "Incomplete: stopped by SIGINT during tests.doubles.slow_engine/slow." in box
-    assert "Never started: reference/float64 repeat 2, tests.doubles.slow_engine/slow repeat 2." in box
+    assert "Never started: reference/float64 repeat 1, tests.doubles.slow_engine/slow repeat 1." in box
     assert f"<code>{resume_command}</code>" in box
     again = compare("--engines", ENGINES, "--epochs", "4", "--out", str(out), "--repeats", "2")
     assert again.returncode == 0, again.stderr
@@ -272,7 +272,7 @@ def test_fresh_reruns_every_engine_run(tmp_path):
     assert reference.read_bytes() == first
     fresh = compare(*args, "--fresh")
     assert fresh.returncode == 0, fresh.stderr
-    assert "reusing" not in fresh.stdout and "reference/float64 repeat 1:" in fresh.stdout
+    assert "reusing" not in fresh.stdout and "reference/float64 repeat 0:" in fresh.stdout
     assert reference.read_bytes() != first  # trained again: new timestamps and epoch times
 
 
@@ -330,7 +330,7 @@ def test_a_finished_run_of_another_engine_version_runs_again(tmp_path):
     assert again.returncode == 0, again.stderr
     assert (f"bridge: running again: reference/float64 (numpy 1.26.0 then, {then['versions']['numpy']} now) "
             "(--fresh reruns all)") in again.stdout
-    assert "reference/float64 repeat 1:" in again.stdout
+    assert "reference/float64 repeat 0:" in again.stdout
     assert json.loads(stamp.read_text())["versions"] == then["versions"]
 
 
@@ -359,7 +359,7 @@ def test_a_run_whose_framework_reported_a_local_build_label_is_reused(tmp_path):
     rewrite(installed + "+cu130")  # as that build reports itself
     again = compare(*args)
     assert again.returncode == 0, again.stderr
-    assert "reusing 1 finished engine run(s)" in again.stdout and "repeat 1:" not in again.stdout
+    assert "reusing 1 finished engine run(s)" in again.stdout and "repeat 0:" not in again.stdout
     rewrite("1.0.0")
     third = compare(*args)
     assert f"running again: reference/float64 (it reported numpy 1.0.0, numpy {installed} is installed)" \

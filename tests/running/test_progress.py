@@ -52,9 +52,9 @@ def test_a_file_that_is_not_a_terminal_gets_plain_lines_and_no_control_codes(cap
     text = out.getvalue()
     assert not ANSI.search(text), repr(text)
     assert text.splitlines() == [
-        "  reference/float64 repeat 1: 1 epochs in 1.2 s, test accuracy 0.750",
-        "  keras/fit repeat 1: 1 epochs in 1.2 s, test accuracy 0.750",
-        "  reference/float64 repeat 2: 1 epochs in 1.2 s, test accuracy 0.750"]
+        "  reference/float64 repeat 0: 1 epochs in 1.2 s, test accuracy 0.750",
+        "  keras/fit repeat 0: 1 epochs in 1.2 s, test accuracy 0.750",
+        "  reference/float64 repeat 1: 1 epochs in 1.2 s, test accuracy 0.750"]
     err = capsys.readouterr().err
     assert err.strip() == "keras/fit failed: ValueError: boom" and not ANSI.search(err)
     assert progress.printed == {"keras/fit failed: ValueError: boom"}
@@ -67,10 +67,10 @@ def test_a_terminal_shows_engine_repeat_epoch_loss_and_elapsed_time(capsys):
     feed(progress)
     final = ANSI.sub("", screen.getvalue()).split("\r")[-1]  # the last frame drawn
     assert "4/4 runs" in final
-    for row in ("reference/float64  repeat 1/2", "reference/float64  repeat 2/2", "keras/fit  repeat 1/2"):
+    for row in ("reference/float64  repeat 0 (of 2)", "reference/float64  repeat 1 (of 2)", "keras/fit  repeat 0 (of 2)"):
         line = next(line for line in final.splitlines() if row in line)
         assert "epoch 3/3" in line and "loss 0.3333" in line and re.search(r"\d:\d\d:\d\d", line)
-    failed = next(line for line in final.splitlines() if "keras/fit  repeat 2/2" in line)
+    failed = next(line for line in final.splitlines() if "keras/fit  repeat 1 (of 2)" in line)
     assert "epoch 1/3" in failed and "error" in failed
 
 
@@ -89,7 +89,7 @@ def test_compare_through_a_pipe_prints_plain_lines_and_writes_the_report(tmp_pat
     proc = compare("--repeats", "2", out=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert not ANSI.search(proc.stdout + proc.stderr)
-    assert "reference/float64 repeat 2: 3 epochs in" in proc.stdout
+    assert "reference/float64 repeat 1: 3 epochs in" in proc.stdout
     assert f"report written to {tmp_path / 'report.html'}" in proc.stdout
     assert (tmp_path / "figures" / "loss.svg").exists()
 
@@ -130,5 +130,5 @@ def test_compare_on_a_terminal_draws_live_progress_from_worker_events(tmp_path):
     reader.join(timeout=10)
     os.close(leader)
     text = ANSI.sub("", b"".join(chunks).decode(errors="replace"))
-    assert re.search(r"reference/float64  repeat 1/1 .*epoch 3/3 loss \d", text), text
+    assert re.search(r"reference/float64  repeat 0 \(of 1\) .*epoch 3/3 loss \d", text), text
     assert "1/1 runs" in text
