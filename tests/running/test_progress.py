@@ -12,7 +12,7 @@ from rich.console import Console
 from bridge.results.records import EngineMode
 from bridge.running.progress import RunProgress
 from tests import support
-from tests.support import run_compare, start_compare
+from tests.support import environment, run_compare, start_compare
 
 ANSI = re.compile(r"\x1b[\[\]()#;?0-9A-Za-z]")
 REF, KERAS = EngineMode("reference", "float64"), EngineMode("keras", "fit")
@@ -132,3 +132,23 @@ def test_compare_on_a_terminal_draws_live_progress_from_worker_events(tmp_path):
     text = ANSI.sub("", b"".join(chunks).decode(errors="replace"))
     assert re.search(r"reference/float64  repeat 0 \(of 1\) .*epoch 3/3 loss \d", text), text
     assert "1/1 runs" in text
+
+
+def test_a_long_engine_run_in_a_pipe_prints_a_heartbeat(tmp_path):
+    """In a pipe (a CI log), an engine run that goes on prints a line every ``$BRIDGE_HEARTBEAT_S`` seconds
+    saying where it is; a run shorter than that prints only its closing line, and --quiet prints none."""
+    slow = "tests.doubles.slow_engine"
+    env = environment(BRIDGE_HEARTBEAT_S="0.5", BRIDGE_SLOW_ENGINE_S="0.6")
+    proc = run_compare("--engines", slow, "--epochs", "4", "--no-report", out=tmp_path / "a", env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    beats = [line for line in proc.stdout.splitlines() if line.startswith(f"  {slow}/slow repeat 0: ")
+             and " so far" in line]
+    assert len(beats) >= 3, proc.stdout
+    assert any(re.search(r"epoch [1-3] of 4 done, loss \d", line) for line in beats), beats
+    assert not ANSI.search(proc.stdout)
+    quick = run_compare("--engines", "reference", "--epochs", "2", "--no-report", out=tmp_path / "b",
+                        env=environment(BRIDGE_HEARTBEAT_S="30"), timeout=120)
+    assert quick.returncode == 0 and " so far" not in quick.stdout, quick.stdout
+    quiet = run_compare("--engines", slow, "--epochs", "3", "--no-report", "--quiet", out=tmp_path / "c", env=env,
+                        timeout=120)
+    assert quiet.returncode == 0 and " so far" not in quiet.stdout, quiet.stdout
