@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     # pandas and the results' code: 0.1 s → 0.5 s to start, loaded once the command line is known to be good
-    from .results.summary import format_speed, format_table
+    from .results.summary import format_speed, format_table, terminal_columns
     from .running import runner
 
     args = parser().parse_args(argv)
@@ -234,7 +234,7 @@ def _main(argv: list[str]) -> int:
         return fail(COMMAND, e)
     except Interrupted as e:
         return _interrupted(e, args, argv, out)
-    print(format_table(res.summary, res.adaptive))
+    print(format_table(res.summary, res.adaptive, terminal_columns()))
     if not args.quiet:
         print(format_speed(res.speed, args.baseline))
     if not args.quiet and res.semantics:

@@ -205,9 +205,31 @@ def format_parity(rec: dict) -> str:
     return {parity.REFERENCE_ROLE: "reference", parity.NOT_CHECKED: "not checked"}.get(role, "-")
 
 
-def format_table(summary: pd.DataFrame, adaptive: dict | None = None) -> str:
+def terminal_columns(stream=None) -> int | None:
+    """How wide a table may be printed on ``stream`` (default stdout): a terminal's width, else
+    ``$COLUMNS`` when set (a pipe or log whose reader said so), else None: no limit."""
+    import os
+    import sys
+
+    stream = stream if stream is not None else sys.stdout
+    try:
+        if stream.isatty():
+            return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        pass
+    given = os.environ.get("COLUMNS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else None
+
+
+ESSENTIAL = ("engine", "parity", "steady epoch (95%)", "test acc")
+"""The summary table's columns kept on a narrow terminal (and ``machine`` when a run was disturbed)."""
+
+
+def format_table(summary: pd.DataFrame, adaptive: dict | None = None, width: int | None = None) -> str:
     """The compact summary table printed at the end of a run; ``adaptive`` (summary.json's
-    ``timing.adaptive``, with ``--repeats auto``) adds the precision each engine reached."""
+    ``timing.adaptive``, with ``--repeats auto``) adds the precision each engine reached. Wider than
+    ``width`` columns, it keeps the :data:`ESSENTIAL` ones and says which it left out and where they are;
+    still wider, its columns wrap into blocks."""
     if summary.empty:
         return "(no engine ran)"
     rows = summary.to_dict("records")
@@ -227,4 +249,18 @@ def format_table(summary: pd.DataFrame, adaptive: dict | None = None) -> str:
         "test acc": [format_number(r["test_accuracy"]) for r in rows]})
     if adaptive:  # --repeats auto: the width each engine reached against the target
         show.insert(4, "precision", [precision_cell(adaptive, r["engine"]) for r in rows])
-    return show.to_string(index=False)
+    text = show.to_string(index=False)
+    if width is None or max(map(len, text.splitlines())) <= width:
+        return text
+    keep = [c for c in show.columns if c in ESSENTIAL or c == "precision"
+            or (c == "machine" and any(r.get("disturbed") for r in rows))]
+    left_out = [c for c in show.columns if c not in keep]
+    note = (f"({len(left_out)} columns left out at {width} columns: {', '.join(left_out)}; "
+            f"all are in summary.json and report.html, or widen the terminal to {max(map(len, text.splitlines()))})")
+    return show[keep].to_string(index=False, line_width=width) + "\n" + _wrap(note, width)
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width=max(width, 20)))

@@ -269,3 +269,26 @@ def test_a_format_1_folder_is_read_as_format_2(run, tmp_path):
     assert str(results.read_frame(old).epoch.dtype) == "Int64"
     page = report.build(old).read_text()
     assert f"{REPEATS}/{REPEATS}" in page and json.loads((old / "summary.json").read_text())["format"] == 1
+
+
+def test_the_table_fits_a_narrow_terminal(run, tmp_path):
+    """At 80 columns the table keeps engine, parity, steady epoch and test accuracy, says which columns it
+    left out and where they are; with room (or no width known, as in a pipe) it shows them all."""
+    from bridge.results.summary import format_table
+    from tests.support import environment
+
+    rows = pd.DataFrame(run[3]["summary"])
+    full = format_table(rows)
+    assert max(map(len, full.splitlines())) > 80 and "framework" in full.splitlines()[0]
+    narrow = format_table(rows, width=80)
+    assert max(map(len, narrow.splitlines())) <= 80, narrow
+    # this engine's name is 39 characters: the kept columns wrap into a second block
+    assert all(c in narrow for c in ("engine", "parity", "steady epoch (95%)", "test acc")), narrow
+    assert "framework" not in narrow.split("(")[0] and "columns left out at 80 columns: framework, status" in narrow.replace("\n", " ")
+    assert format_table(rows, width=400) == full
+    proc = run_compare("--engines", f"reference,{ENGINE}", "--no-report", "--quiet", *ARGS, out=tmp_path,
+                       env=environment(COLUMNS="80"))
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.splitlines()
+    assert table[0].lstrip().startswith("engine") and max(map(len, table)) <= 80, proc.stdout
+    assert any(line.startswith("(") and "left out" in line for line in table), proc.stdout
