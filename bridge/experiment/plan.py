@@ -216,7 +216,7 @@ def build(data: datasets.Dataset, spec, root: Path, initial: dict[str, np.ndarra
         "classes": data.classes, "input_shape": list(data.input_shape),
         "parameters": list(initial), "parameter_shapes": [list(v.shape) for v in initial.values()],
         "layout": "NCHW float32 (Julia WHCN)" if data.is_image else "(N, F) float32 (Julia F x N)",
-        "data_source": data.source, "data_split": data.split,
+        "data_source": data.source, "data_split": data.split, "data_notes": list(data.notes),
         "weights_layout": "weights/*.npy: neutral (Keras) layout; julia/weights/*.npy, written for the "
                           "Julia engines: arrays whose NumPy shape is the Flux/Knet size",
     }

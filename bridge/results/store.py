@@ -151,6 +151,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
         warnings.append(f"--epochs {spec.epochs}: no steady-state time, which is the median of the epochs after "
                         f"the first (that one includes tracing and compilation); give --epochs "
                         f"{MIN_STEADY_EPOCHS + 1} or more")
+    warnings += plan.meta.get("data_notes", [])  # a fallback taken while loading the data
     if env["official_split"] is False:
         warnings.append(f"not the official train/test split: {env['data_split']}")
     reported = {str(o.report.get("threads")) for o in outcomes if o.report}

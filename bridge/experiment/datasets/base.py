@@ -28,6 +28,8 @@ class Dataset:
     official_split: bool | None
     """True: the split the data set's authors publish; False: they publish one and this is another;
     None: they publish none."""
+    notes: tuple[str, ...] = ()
+    """What happened while loading that the results should say, one line each (a fallback taken)."""
 
     @property
     def is_image(self) -> bool:

