@@ -5,27 +5,37 @@ TOML config file (``--config``) gives defaults that options override. Bad input 
 an engine that failed or was unavailable makes the exit code 1, after every other result is written.
 Ctrl-C (SIGINT) or SIGTERM stops the running engine, writes what finished and exits 128 + the signal
 number (130, 143); the same command then resumes (:mod:`bridge.running.resume`).
+
+``--list-engines`` shows every engine and mode, whether it can run here (or why not) and the installed
+versions of its Python distributions, without importing a framework. ``--dry-run`` checks the command
+line as a run does and shows what the run would do — the resolved spec, the engine runs that would start
+and those the output folder already holds, the folder, the plan's size — without running an engine,
+sampling the machine or writing anything.
 """
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .cli import EXIT_FAILED, EXIT_OK, Parser, fail
+from .cli import EXIT_CODES_EPILOG, EXIT_FAILED, EXIT_OK, Parser, fail
 from .errors import BridgeError, UsageError
 from .experiment import datasets
+from .experiment.models import parameter_count, parameter_shapes
 from .experiment.options import add_spec_options, spec_from_args
+from .experiment.plan import plan_bytes
 from .experiment.spec import describe_sizes
 from .results.parity import describe
 from .results.timing import DISTURBED_CORES, describe_others
 from .running import interference, resume
 from .running.adaptive import Precision
 from .running.progress import RunProgress
-from .running.selection import select
+from .running.selection import describe_engines, select
 from .running.stopping import Interrupted, stop_on_signals
 
 COMMAND = "bridge.compare"
@@ -36,7 +46,7 @@ SAMPLE_S = 0.3
 def parser() -> argparse.ArgumentParser:
     p = Parser(COMMAND, description="Run the same deep-learning experiment in several engines (tf.keras, a NumPy "
                                     "reference, ...) on the same batches and initial weights, and compare loss "
-                                    "curves, accuracy and time per epoch.")
+                                    "curves, accuracy and time per epoch.", epilog=EXIT_CODES_EPILOG)
     p.add_argument("--config", metavar="FILE", help="TOML file with spec fields (options given here win)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="folder for results.csv, summary.json, checksums.csv, spec.toml and the batch plan "
@@ -64,6 +74,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--measure-peak", action="store_true", dest="measure_peak",
                    help="measure the CPU's float32 GEMM peak again (about 3 s) and cache it, instead of reusing "
                         "this machine's cached peak or the one OUT's earlier run was judged by")
+    p.add_argument("--list-engines", action="store_true", dest="list_engines",
+                   help="list every engine and mode, its framework, its installed versions and whether it can "
+                        "run here (or why not), then exit")
+    p.add_argument("--dry-run", action="store_true", dest="dry_run",
+                   help="check the command line and show what would run (the spec, the engine runs, what OUT "
+                        "already holds, the plan's size) without running, sampling or writing anything")
     auto = p.add_argument_group("--repeats auto: repeats until each engine's time is known to a precision")
     auto.add_argument("--precision", metavar="FRACTION", type=float, default=None,
                       help=f"the widest 95%% interval of each steady epoch, relative to it (default: "
@@ -102,13 +118,17 @@ def precision_from_args(args: argparse.Namespace) -> Precision | None:
     return precision
 
 
+def _not_writable(out: Path, why: str) -> UsageError:
+    return UsageError(f"output folder {str(out)!r} is not writable ({why}); give a writable --out")
+
+
 def _check_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out):
             pass
     except OSError as e:
-        raise UsageError(f"output folder {str(out)!r} is not writable ({e.strerror}); give a writable --out") from None
+        raise _not_writable(out, e.strerror) from None
 
 
 def _write_report(out: Path, quiet: bool) -> None:
@@ -192,6 +212,9 @@ def _main(argv: list[str]) -> int:
     from .running import runner
 
     args = parser().parse_args(argv)
+    if args.list_engines:
+        print(format_engines())
+        return EXIT_OK
     try:
         precision = precision_from_args(args)
         spec = spec_from_args(args)
@@ -202,6 +225,8 @@ def _main(argv: list[str]) -> int:
         out = Path(args.out) if args.out else resume.default_out(spec)
     except UsageError as e:
         return fail(COMMAND, e)
+    if args.dry_run:
+        return _dry_run(args, spec, selection, precision, out)
     try:
         _wait_for_quiet(args.wait_quiet, args.refuse_busy)  # before anything is written
     except BridgeError as e:
@@ -254,6 +279,100 @@ def _main(argv: list[str]) -> int:
     if not args.no_report:
         _write_report(res.out, args.quiet)
     return EXIT_FAILED if res.failed else EXIT_OK
+
+
+def format_engines() -> str:
+    """``--list-engines``: one line per engine and mode (:func:`bridge.running.selection.describe_engines`)."""
+    rows = [("engine", "mode", "framework", "installed", "here")]
+    for d in describe_engines():
+        installed = ", ".join(f"{dist} {v}" for dist, v in d.versions.items()) if d.versions else "-"
+        rows.append((d.run.engine, d.run.mode, d.run.framework, installed,
+                     f"unavailable: {d.unavailable}" if d.unavailable else "available"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4] for r in rows)
+
+
+def _input_shape(spec) -> tuple[tuple[int, ...], int]:
+    """``(input shape of one example, classes)`` of the spec's data set, known without loading it."""
+    if spec.dataset == "synthetic":
+        return spec.synthetic_input_shape(), spec.classes
+    return ((1, 28, 28), 10) if spec.dataset == "fashion-mnist" else ((4,), 3)  # Iris: 4 features, 3 species
+
+
+def describe_plan(spec) -> str:
+    """The plan's size in one line: examples, batches per epoch × epochs = steps, parameters, bytes on disk."""
+    most_train, most_test = datasets.most_examples(spec)
+    n_train, n_test = spec.train_size or most_train, spec.test_size or most_test
+    shape, classes = _input_shape(spec)
+    example_bytes = math.prod(shape) * 4 + 4  # float32 inputs, an int32 label
+    parameters = parameter_count(parameter_shapes(spec, shape, classes))
+    batches = math.ceil(n_train / spec.batch_size)
+    total = plan_bytes(n_train, example_bytes, n_test, spec.epochs) + parameters * 4
+    at_most = "at most " if spec.dataset == "fashion-mnist" else ""  # a source may hold fewer
+    return (f"{at_most}{n_train} training and {n_test} test examples of shape {shape}; {batches} batches per "
+            f"epoch x {spec.epochs} epochs = {batches * spec.epochs} steps per engine run; {parameters} "
+            f"parameters; {_size(total)} on disk (the data once, a permutation per epoch, the initial "
+            "weights)")
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 2**shift:
+            return f"{n / 2**shift:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _check_out_unwritten(out: Path) -> None:
+    """:func:`_check_out` without creating the folder or a file in it: its nearest existing folder is one
+    this process may write in."""
+    existing = next(p for p in (out, *out.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise _not_writable(out, f"{existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise _not_writable(out, f"{existing} is not writable by this user")
+
+
+def _dry_run(args: argparse.Namespace, spec, selection, precision: Precision | None, out: Path) -> int:
+    """``--dry-run``: what this command line would run, and nothing of it (no engine runs, the machine is
+    not sampled, nothing is written); the folder is checked, by reading it, as a run checks it."""
+    try:
+        _check_out_unwritten(out)
+        if not args.overwrite:
+            resume.check_folder(out, spec, overwrite=False)  # without overwrite it only reads
+    except UsageError as e:
+        return fail(COMMAND, e)
+    from .running import runner  # as _main does: pandas, once the command line is known to be good
+
+    held = resume.folder_spec_hash(out) if out.is_dir() else None
+    threads = runner.resolve_threads(spec.threads)
+    previous = resume.Previous() if args.fresh else resume.finished(spec, out, threads, selection.runs)
+    upto = "up to " if precision else ""
+    print(f"{COMMAND} --dry-run: nothing is run, sampled or written")
+    print("spec (as spec.toml would hold it):")
+    print("".join(f"  {line}\n" for line in spec.to_toml().splitlines()), end="")
+    print(f"plan ({Path(args.save_plan) if args.save_plan else out / 'plan'}): {describe_plan(spec)}")
+    starts = len(selection.runs) * spec.repeats - len(previous.reused)
+    print(f"engine runs: {len(selection.runs)} engine/mode x {upto}{spec.repeats} repeat(s)"
+          + (f" ({precision.describe()})" if precision else "")
+          + f"; {upto}{starts} would start, {len(previous.reused)} reused from {out}/")
+    for run in selection.runs:
+        reused = [o for o in previous.reused if o.run == run]
+        line = f"  {run.label}: {upto}{spec.repeats - len(reused)} repeat(s) would start"
+        print(line + "".join(f"; repeat {o.repeat + 1} {o.message}" for o in reused))
+    for run, why in selection.cannot_run:
+        print(f"  {run.label}: {'unavailable (exit 1)' if selection.named else 'skipped'}: {why}")
+    for line in previous.rerun:
+        print(f"  running again: {line}")
+    if held is None:
+        state = "new" if not out.exists() else "holds no results yet"
+    elif held == spec.hash():
+        state = "holds results of this experiment"
+    else:
+        state = f"holds results of another experiment (spec {held}), which --overwrite would remove"
+    link = f" ({out.parent / resume.LATEST} would point at it)" if not args.out else ""
+    print(f"output folder: {out}{link}: {state}")
+    print(f"threads: {threads} per engine run")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

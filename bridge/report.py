@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, fail
+from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, exit_codes_epilog, fail
 from .errors import BridgeError
 from .files import atomic_write
 from .presentation import comparison
@@ -27,7 +27,9 @@ COMMAND = "bridge.report"
 def main(argv: list[str] | None = None) -> int:
     p = Parser(COMMAND, description="Regenerate figures/ and report.html from a results folder written by "
                                     "python -m bridge.compare (or a sweep folder written by python -m bridge.sweep); "
-                                    "with a second folder, compare B with A engine by engine instead.")
+                                    "with a second folder, compare B with A engine by engine instead.",
+               epilog=exit_codes_epilog("--fail-slower: an engine of B is slower than FACTOR times A beyond doubt",
+                                        signals=False))
     p.add_argument("folders", nargs="+", metavar="DIR", help="results folder(s): A, or A and B")
     p.add_argument("--compare-anyway", action="store_true", dest="anyway",
                    help="compare two folders even when their experiments differ (their spec fields are listed)")

@@ -9,16 +9,26 @@ from .spec import DATASET_DEFAULTS, FIELDS, Spec, from_mapping, toml_values
 
 
 def add_spec_options(p: argparse.ArgumentParser) -> None:
-    """One option per spec field (bridge.compare's and bridge.sweep's), with its default shown."""
+    """One option per spec field (bridge.compare's and bridge.sweep's), with its default shown where it
+    has one and its help does not already say it."""
     group = p.add_argument_group("experiment spec (defaults shown)")
     for name, f in FIELDS.items():
         default = f.default if f.default is not MISSING else None
         shown = format_value(default) if default is not None else ""
         if default is None and name in DATASET_DEFAULTS["iris"]:
             shown = ", ".join(f"{format_value(d[name])} for {dataset}" for dataset, d in DATASET_DEFAULTS.items())
+        text = f.metadata.get("help", "")
+        if shown and "default" not in text:
+            text = f"{text} (default: {shown})"
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-        group.add_argument(*flags, dest=name, default=None, metavar=name.split("_")[-1].upper(),
-                           help=f"{f.metadata.get('help', '')} (default: {shown if shown != '' else 'none'})")
+        group.add_argument(*flags, dest=name, default=None, metavar=metavar(name), help=text)
+
+
+def metavar(name: str) -> str:
+    """The placeholder ``--help`` shows for field ``name``: its last word (``--batch_size SIZE``), or the
+    whole name where that word is a number (``--beta_1 BETA_1``, not ``--beta_1 1``)."""
+    last = name.split("_")[-1]
+    return (name if last.isdigit() else last).upper()
 
 
 def format_value(value) -> str:

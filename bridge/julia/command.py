@@ -1,11 +1,14 @@
 """``python -m bridge.julia setup | status | check ENGINE``: the command that sets up the Julia engines
-(:mod:`.setup`) and says what is set up (:mod:`.record`)."""
+(:mod:`.setup`) and says what is set up (:mod:`.record`).
+
+What cannot be done (no Julia in range, an engine not set up, a failed instantiation or check) is one
+line per engine, ``bridge.julia: error: <why and the fix>``, and exit 1; bad input exits 2."""
 from __future__ import annotations
 
 import subprocess
-import sys
 
-from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser
+from ..cli import EXIT_FAILED, EXIT_OK, Parser, exit_codes_epilog, fail
+from ..errors import UsageError
 from .boundary import PACKAGES
 from .record import load_record, unavailable_reason
 from .setup import check, setup_engine
@@ -15,7 +18,9 @@ COMMAND = "bridge.julia"
 
 def main(argv: list[str] | None = None) -> int:
     p = Parser(COMMAND, description="Set up the Julia engines (flux, knet): find Julia, make, instantiate and "
-                                    "precompile each engine's environment, and record it.")
+                                    "precompile each engine's environment, and record it.",
+               epilog=exit_codes_epilog("an engine could not be set up or checked (one line each says why)",
+                                        signals=False))
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("setup", help="find Julia for each engine, make, instantiate and precompile its environment")
     s.add_argument("--engines", default="flux,knet", help="which Julia engines (default: flux,knet)")
@@ -32,9 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         reason = unavailable_reason(args.engine)
         if reason:
-            print(f"{COMMAND}: {reason}", file=sys.stderr)
-            return EXIT_FAILED
-        print(check(args.engine))
+            return fail(COMMAND, reason)
+        try:
+            print(check(args.engine))
+        except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+            return fail(COMMAND, e)
         return EXIT_OK
     if args.command == "status":
         for engine in PACKAGES:
@@ -43,13 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = [e for e in engines if e not in PACKAGES] or ([] if engines else [args.engines])
     if unknown:
-        print(f"{COMMAND}: error: engine {unknown[0]!r} is not a Julia engine; accepted: flux, knet", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(COMMAND, UsageError(f"engine {unknown[0]!r} is not a Julia engine; accepted: "
+                                        f"{', '.join(PACKAGES)}"))
     failed = False
     for engine in engines:
         try:
             print(setup_engine(engine, getattr(args, f"{engine}_julia"), args.install, args.cuda))
         except (RuntimeError, subprocess.SubprocessError, OSError) as e:
             failed = True
-            print(f"{COMMAND}: {e}", file=sys.stderr)
+            fail(COMMAND, e)
     return EXIT_FAILED if failed else EXIT_OK

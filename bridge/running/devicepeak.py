@@ -5,7 +5,9 @@ Run in its own process (``python -m bridge.running.devicepeak --device cuda``), 
 the parent imports none. It uses the first of PyTorch and JAX that is installed, with TF32 and other
 reduced-precision matmul passes off (the engines run that way), and prints one JSON object:
 ``{"gflops", "device", "framework", "size"}``. ``--device cpu`` measures the same way on the CPU, which
-is how the tests exercise this code on a machine without a GPU.
+is how the tests exercise this code on a machine without a GPU. When no framework here can measure the
+device it prints one line, ``bridge.running.devicepeak: error: <why and the fix>``, and exits 1 (bad
+input: 2).
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import os
 import sys
 import time
 
-from ..cli import Parser
+from ..cli import EXIT_OK, Parser, exit_codes_epilog, fail
+from ..errors import BridgeError, UsageError
 from .peaks import best_time
 
+COMMAND = "bridge.running.devicepeak"
 SIZE = {"cuda": 8192, "cpu": 1024}
 FRAMEWORKS = ("torch", "jax")
 
@@ -65,29 +69,42 @@ def _jax(device: str, n: int, seconds: float) -> tuple[float, str, str]:
 
 
 def measure(device: str, framework: str | None = None, seconds: float = 1.0) -> dict:
-    """Measure in this process with ``framework`` (default: the first of :data:`FRAMEWORKS` installed)."""
+    """Measure in this process with ``framework`` (default: the first of :data:`FRAMEWORKS` installed).
+    Raises :class:`BridgeError` when none is installed, or when the framework cannot use ``device``
+    (the framework's own error, in one line)."""
+    if not seconds > 0:
+        raise UsageError(f"--seconds must be greater than zero, e.g. 1; got {seconds:g}")
     framework = framework or next((f for f in FRAMEWORKS if importlib.util.find_spec(f)), None)
-    if framework not in FRAMEWORKS:
-        raise RuntimeError(f"measuring the {device} GEMM peak needs one of {', '.join(FRAMEWORKS)}; "
-                           "none is installed: pip install 'bridge[torch]'")
+    if framework is None:
+        raise BridgeError(f"measuring the {device} GEMM peak needs one of {', '.join(FRAMEWORKS)}, and none is "
+                          "installed; run: pip install 'bridge[torch]'")
+    if importlib.util.find_spec(framework) is None:
+        raise UsageError(f"--framework {framework}: {framework} is not installed; install it, or leave "
+                         "--framework out for the first of them installed")
     n = SIZE[device]
-    best, name, version = (_torch if framework == "torch" else _jax)(device, n, seconds)
+    try:
+        best, name, version = (_torch if framework == "torch" else _jax)(device, n, seconds)
+    except Exception as e:  # noqa: BLE001 - whatever the framework raises (no GPU, no CUDA build): one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "no message"
+        others = [f for f in FRAMEWORKS if f != framework and importlib.util.find_spec(f)]
+        raise BridgeError(f"{framework} cannot measure the {device} GEMM peak here ({type(e).__name__}: {first}); "
+                          f"measure where {framework} can use {'a CUDA GPU' if device == 'cuda' else 'the CPU'}"
+                          + "".join(f", or try --framework {f}" for f in others)) from e
     return {"gflops": 2 * n**3 / best / 1e9, "device": name, "framework": version, "size": n}
 
 
 def main(argv=None) -> int:
-    p = Parser("bridge.running.devicepeak", description=__doc__.split("\n\n")[0])
+    p = Parser(COMMAND, description=__doc__.split("\n\n")[0],
+               epilog=exit_codes_epilog("no framework installed here can measure the device", signals=False))
     p.add_argument("--device", choices=tuple(SIZE), default="cuda")
     p.add_argument("--framework", choices=FRAMEWORKS, default=None, help="default: the first installed")
-    p.add_argument("--seconds", type=float, default=1.0)
+    p.add_argument("--seconds", type=float, default=1.0, help="how long to repeat the GEMM (default: 1)")
     a = p.parse_args(argv)
     try:
         print(json.dumps(measure(a.device, a.framework, a.seconds)))
-    except Exception as e:  # one line, the reason: the parent records it
-        first = str(e).splitlines()[0] if str(e) else ""
-        print(f"bridge.running.devicepeak: {type(e).__name__}: {first}", file=sys.stderr)
-        return 1
-    return 0
+    except BridgeError as e:  # one line, the reason: the parent (bridge.running.peaks) records it
+        return fail(COMMAND, e)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

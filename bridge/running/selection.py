@@ -7,6 +7,9 @@ each run on the spec's device (:func:`bridge.experiment.semantics.rule_of`), whe
 passed on to the resume check, the progress display and the runner, and every run it holds carries
 those facts (:class:`bridge.results.records.EngineMode`) into its job, its outcome and its results.
 
+:func:`describe_engines` describes every registered engine and mode without selecting any (``python -m
+bridge.compare --list-engines``).
+
 An engine name that contains a dot is taken as the import path of a third-party engine module following
 the contract in :mod:`bridge.contract`.
 """
@@ -20,7 +23,7 @@ from typing import Callable
 
 from ..errors import UsageError
 from ..experiment.semantics import REFERENCE, compared_with, reference_mode, rule_of
-from ..results.records import EngineMode
+from ..results.records import EngineMode, installed_versions
 
 ENGINES = {
     "reference": "bridge.engines.reference",
@@ -136,3 +139,27 @@ def every_plan_export() -> tuple[Callable, ...]:
     whichever engines ran on it."""
     exports = (getattr(module(engine), "export_plan", None) for engine in ENGINES)
     return tuple(dict.fromkeys(e for e in exports if e is not None))
+
+
+@dataclass(frozen=True)
+class EngineDescription:
+    """A registered engine in one mode, as ``python -m bridge.compare --list-engines`` shows it."""
+    run: EngineMode
+    unavailable: str | None
+    """Why it cannot run here, with the fix; None when it can."""
+    versions: dict[str, str] | None
+    """``{distribution: version}`` installed behind it (:func:`installed_versions`, from package metadata,
+    nothing imported); None where its framework is no Python distribution (the Julia engines)."""
+
+
+def describe_engines() -> list[EngineDescription]:
+    """Every registered engine in every mode, with whether it can run here and its installed versions:
+    one module look-up and one availability check per engine, no framework imported."""
+    described = []
+    for engine in ENGINES:
+        mod = module(engine)
+        reason = unavailable_reason(engine, mod)
+        for mode in mod.MODES:
+            run = EngineMode(engine, mode, str(getattr(mod, "FRAMEWORK", "")), python_modules=python_modules(mod))
+            described.append(EngineDescription(run, reason, installed_versions(run)))
+    return described

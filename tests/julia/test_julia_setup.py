@@ -257,7 +257,7 @@ def test_a_julia_outside_fluxs_range_is_refused_in_one_line_naming_what_was_trie
     proc = run_module("setup", "--engines", "flux")
     assert proc.returncode == 1, proc.stderr
     line = the_one_line(proc.stderr)
-    assert line.startswith("bridge.julia: flux: no Julia >= 1.10.3, < 1.12 found"), line
+    assert line.startswith("bridge.julia: error: flux: no Julia >= 1.10.3, < 1.12 found"), line
     assert f"{stand_ins.launcher} +1.10 (not runnable)" in line and f"{stand_ins.launcher} (1.12.0)" in line
     assert "juliaup add 1.10" in line and "--flux-julia PATH" in line and f"{SETUP} --install" in line
     assert not record_file().exists() and not flux_project().exists()
@@ -281,7 +281,7 @@ def test_a_failing_instantiate_step_is_reported_in_one_line_and_nothing_is_recor
     assert proc.returncode == 1
     release = stand_ins.root / "releases" / "julia-1.10.5" / "bin" / "julia"
     line = [l for l in proc.stderr.splitlines() if l.startswith("bridge.julia:")]
-    assert line == [f"bridge.julia: flux: instantiating {flux_project()} with {release.resolve()} failed (exit 1); "
+    assert line == [f"bridge.julia: error: flux: instantiating {flux_project()} with {release.resolve()} failed (exit 1); "
                     "nothing is recorded for flux until python -m bridge.julia setup succeeds"]
     assert len(stand_ins.instantiate_calls()) == 1 and not load_record_entry("flux")
 

@@ -1,9 +1,12 @@
 """The command line: the default run end to end, --help, and one-line errors that exit 2."""
+import subprocess
+import sys
+
 import pytest
 
 from bridge.experiment.spec import FIELDS
 from bridge.running.runner import cuda_visible
-from tests.support import needs_tf, run_compare
+from tests.support import ROOT, environment, needs_tf, run_compare
 
 
 def compare(*args, timeout=600):
@@ -17,6 +20,37 @@ def test_help_documents_every_spec_field():
         assert f"--{name}" in proc.stdout, name
     text = " ".join(proc.stdout.split())  # argparse wraps lines
     assert "(default: 100 for iris, 5 for fashion-" in text  # the values in force, by data set
+
+
+@pytest.mark.parametrize("command", ["bridge.compare", "bridge.sweep"])
+def test_help_names_each_value_by_its_field_and_states_only_real_defaults(command):
+    proc = subprocess.run([sys.executable, "-m", command, "--help"], cwd=ROOT, env=environment(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--beta_1 BETA_1, --beta-1 BETA_1" in proc.stdout and "--beta_2 BETA_2" in proc.stdout
+    assert "--batch_size SIZE" in proc.stdout  # the last word, where it is no number
+    assert "(default: none)" not in proc.stdout
+    text = " ".join(proc.stdout.split())
+    assert "~/.cache/bridge --data_source" in text  # its help states the default; nothing added after it
+    assert "default: every engine available here --repeats" in text
+
+
+@pytest.mark.parametrize("command, failed", [
+    ("bridge.compare", "an engine run failed or was unavailable; every other result is written"),
+    ("bridge.report", "--fail-slower: an engine of B is slower than FACTOR times A beyond doubt"),
+    ("bridge.julia", "an engine could not be set up or checked"),
+])
+def test_help_ends_with_the_exit_codes_one_per_line(command, failed):
+    proc = subprocess.run([sys.executable, "-m", command, "--help"], cwd=ROOT, env=environment(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    epilog = proc.stdout[proc.stdout.index("\nexit codes:\n"):].splitlines()[2:]
+    codes = [line.split()[0] for line in epilog if line[2:3].isdigit()]  # wrapped lines continue under the text
+    assert codes == (["0", "1", "2", "130"] if command == "bridge.compare" else ["0", "1", "2"]), epilog
+    assert all(line.startswith("       ") for line in epilog if not line[2:3].isdigit()), epilog
+    assert " ".join(" ".join(epilog).split()).startswith(f"0 done 1 {failed}"), epilog
+    if command == "bridge.compare":
+        assert any(line.startswith("  130  stopped by SIGINT (Ctrl-C), 143 by SIGTERM") for line in epilog), epilog
 
 
 @pytest.mark.parametrize("args, words", [
