@@ -223,6 +223,8 @@ def _main(argv: list[str]) -> int:
         datasets.check_sizes(spec)  # and data the spec cannot have, before anything is loaded
         runner.check_device(spec.device)
         out = Path(args.out) if args.out else resume.default_out(spec)
+        if not args.overwrite:  # a folder of another experiment is bad input, said before the machine is sampled
+            resume.check_folder(out, spec, overwrite=False)
     except UsageError as e:
         return fail(COMMAND, e)
     if args.dry_run:

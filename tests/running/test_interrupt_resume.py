@@ -104,10 +104,14 @@ def interrupt_while_the_slow_engine_trains(out: Path, sig: int, *more: str) -> t
     return proc, stdout, stderr
 
 
+def said(stderr: str) -> list[str]:
+    """stderr's lines, less the busy-machine line said before the run starts (other processes' doing)."""
+    return [x for x in stderr.strip().splitlines() if not x.startswith("warning: the machine is busy")]
+
+
 def assert_nothing_lost(out: Path, stderr: str, signal_name: str) -> None:
     assert "Traceback" not in stderr, stderr
-    # a machine other processes keep busy is said before the run starts; not what is tested here
-    lines = [x for x in stderr.strip().splitlines() if not x.startswith("warning: the machine is busy")]
+    lines = said(stderr)
     assert len(lines) == 1, stderr
     assert f"stopped by {signal_name} during tests.doubles.slow_engine/slow" in lines[0]
     assert f"1 finished engine run(s) kept in {out}/" in lines[0]
@@ -231,7 +235,7 @@ def test_a_second_ctrl_c_during_the_clean_up_exits_at_once(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr, stderr
-    assert stderr.strip().splitlines() == ["bridge: SIGINT again, stopped at once; files written before are kept"]
+    assert said(stderr) == ["bridge: SIGINT again, stopped at once; files written before are kept"]
     assert statuses(out) == {"float64": "ok", "slow": "interrupted"}
     assert workers_left(out) == []
 
