@@ -217,7 +217,8 @@ def _spec(spec: dict) -> list[str]:
     left = [k for k in spec if k not in shown]
     parts = ["<h2 id='spec'>Spec</h2>", html.pairs(shown)]
     if left:
-        parts.append(f"<p id='spec-left-out'>Left out, as they do not apply to {html.escape(' · '.join(map(str, experiment)))}: "
+        what = html.escape(" · ".join(map(str, experiment)))
+        parts.append(f"<p id='spec-left-out'>Left out, as they do not apply to {what}: "
                      f"{html.escape(', '.join(left))}.</p>")
     return parts
 
@@ -287,7 +288,8 @@ def _engine_reports(doc: dict) -> list[str]:
         return ["<p>No engine reported its environment.</p>"]
     labels = list(dict.fromkeys(f"{r.get('engine')}/{r.get('mode')}" for r in runs))
     by_label = {lab: [r["report"] for r in runs if f"{r.get('engine')}/{r.get('mode')}" == lab] for lab in labels}
-    on_cpu = {lab: all(str(rep.get("device", "cpu")).lower() == "cpu" for rep in reps) for lab, reps in by_label.items()}
+    on_cpu = {lab: all(str(rep.get("device", "cpu")).lower() == "cpu" for rep in reps)
+              for lab, reps in by_label.items()}
     keys = [k for k in dict.fromkeys(k for r in runs for k in r["report"])
             if k not in CUDA_ONLY or not all(on_cpu.values())]
 
@@ -300,8 +302,8 @@ def _engine_reports(doc: dict) -> list[str]:
     rows = [[key] + [values(lab, key) for lab in labels] for key in keys]
     parts = [html.table(["field", *labels], rows, "pairs")]
     if all(on_cpu.values()):
-        parts.append(f"<p id='cpu-precision'>Every engine ran on the CPU, where no framework has TF32 passes: "
-                     f"their settings ({html.escape(', '.join(CUDA_ONLY[:2]))}) apply only to CUDA devices and are "
+        parts.append(f"<p id='cpu-precision'>Every engine ran on the CPU. TF32, the reduced precision that "
+                     f"{html.escape(' and '.join(CUDA_ONLY[:2]))} describe, exists only on CUDA devices, so they are "
                      "not shown.</p>")
     return parts
 

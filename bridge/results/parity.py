@@ -77,7 +77,8 @@ def describe(semantics_: dict) -> str:
     if len(groups) == 1:
         rule = next(iter(groups))
         return f"max-pool gradient: every engine routes each window's gradient by the {rule} rule, {what.get(rule, '')}"
-    text = "max-pool gradient: the engines follow different rules, each compared with the reference variant of its own. "
+    text = ("max-pool gradient: the engines follow different rules, each compared with the reference variant of "
+            "its own. ")
     text += " ".join(f"{rule} ({', '.join(labels)}): {what.get(rule, '')}." for rule, labels in groups.items())
     size = semantics_.get("reference_variants")
     if size:
