@@ -17,7 +17,7 @@ from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, exit_codes_epilog, fa
 from .errors import BridgeError
 from .files import atomic_write
 from .presentation import comparison
-from .presentation.report import build
+from .presentation.report import build, written_line
 from .results.store import read_frame, read_summary
 from .sweep import report as sweep_report
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except BridgeError as e:
         return fail(COMMAND, e)
     if len(folders) == 1:
-        print(f"report written to {build(folders[0])}")
+        print(written_line(build(folders[0])))
         return EXIT_OK
     differences = comparison.spec_differences(*docs)
     if differences and not args.anyway:

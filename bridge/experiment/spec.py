@@ -141,6 +141,20 @@ class Spec:
 FIELDS = {f.name: f for f in fields(Spec)}
 MODEL_SIZE_FIELDS_OF = {"mlp": ("hidden",), "cnn": ("filters", "dense")}
 MODEL_SIZE_FIELDS = ("hidden", "filters", "dense")
+DATASET_FIELDS_OF = {"fashion-mnist": ("data_dir", "data_source"),
+                     "synthetic": ("synthetic_shape", "synthetic_samples", "classes")}
+OPTIMIZER_FIELDS_OF = {"adam": ("beta_1", "beta_2", "epsilon")}
+
+
+def applies(name: str, dataset: str, model: str, optimizer: str) -> bool:
+    """Whether field ``name`` has any effect on an experiment of ``dataset``, ``model`` and ``optimizer``: a
+    model's sizes only on that model, a data set's own fields only on that data set, Adam's constants only
+    with Adam; every other field always."""
+    for chosen, owners in ((model, MODEL_SIZE_FIELDS_OF), (dataset, DATASET_FIELDS_OF),
+                           (optimizer, OPTIMIZER_FIELDS_OF)):
+        if any(name in names for names in owners.values()):
+            return name in owners.get(chosen, ())
+    return True
 
 
 def describe_sizes(spec: Spec) -> str:

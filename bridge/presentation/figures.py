@@ -6,6 +6,7 @@ registry, no GUI backend, nothing left open between calls.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -64,10 +65,25 @@ def _style(order) -> dict:
 
 
 def _legend_below(fig: Figure, ax) -> None:
-    """One legend under the panels, where it never covers a curve."""
+    """One legend under the panels, where it never covers a curve, in as many columns (up to 3) as fit."""
     handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), fontsize="small")
+    for ncol in range(min(len(labels), 3), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")
+        if ncol == 1 or _fits(fig, legend):
+            return
+        legend.remove()
+
+
+def _suptitle(fig: Figure, text: str) -> None:
+    """The title over the panels, its lines wrapped where they are wider than the figure."""
+    title, width = fig.suptitle(text), max(map(len, text.splitlines()))
+    while not _fits(fig, title) and width > 30:
+        width = int(width * 0.85)
+        title.set_text("\n".join(textwrap.fill(line, width) for line in text.splitlines()))
+
+
+def _fits(fig: Figure, artist) -> bool:
+    return artist.get_window_extent().width <= 0.98 * fig.bbox.width
 
 
 def _title(what: str, about: str) -> str:
@@ -117,7 +133,7 @@ def _per_epoch_figure(data: pd.DataFrame, title: str, ylabel: str, log_ok: bool)
         _log_if_wide(axes[0], pd.concat([data["min"], data["max"]]))
     axes[0].set_ylabel(ylabel)
     _legend_below(fig, axes[0])
-    fig.suptitle(f"{title}\nline: median over {repeats} repeat(s), band: min–max over repeats")
+    _suptitle(fig, f"{title}\nline: median over {repeats} repeat(s), band: min–max over repeats")
     return fig
 
 
@@ -161,7 +177,7 @@ def loss_time_figure(data: pd.DataFrame, about: str = "") -> Figure:
         _log_if_wide(axes[0], data.loss)
     axes[0].set_ylabel("cross-entropy loss")
     _legend_below(fig, axes[0])
-    fig.suptitle(_title("Loss against wall-clock training time", about) + "\n"
+    _suptitle(fig, _title("Loss against wall-clock training time", about) + "\n"
                  "median over repeats; the first point includes tracing/compilation, evaluation is excluded")
     return fig
 
@@ -220,7 +236,7 @@ def timing_figure(data: pd.DataFrame, about: str = "") -> Figure:
     repeats = int(data["repeats"].max()) if len(data) else 0
     whiskers = ("whiskers: 95% interval (hierarchical bootstrap over repeats and their steady epochs)"
                 if data["low"].notna().any() else "no interval: one repeat; run --repeats 3 or more")
-    fig.suptitle(_title("Time per epoch", about) + f"\nbar: median over {repeats} repeat(s), {whiskers}")
+    _suptitle(fig, _title("Time per epoch", about) + f"\nbar: median over {repeats} repeat(s), {whiskers}")
     return fig
 
 
@@ -282,7 +298,7 @@ def parity_figure(data: pd.DataFrame, about: str = "") -> Figure:
     ax.set_ylabel("|loss − reference| / |reference|")
     ax.grid(alpha=0.3, which="both")
     _legend_below(fig, ax)
-    fig.suptitle(_title("Per-step loss against the NumPy float64 reference", about) + "\n"
+    _suptitle(fig, _title("Per-step loss against the NumPy float64 reference", about) + "\n"
                  "each engine against the variant that models its framework's max-pool gradient\n"
                  f"line: median over repeats, band: min–max; exact agreement drawn at {EXACT_FLOOR:g}")
     return fig

@@ -12,11 +12,13 @@ import json
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 0 auto;
-       max-width: 1180px; padding: 1.5em; }
+       max-width: 1320px; padding: 1.5em; }
+p, ul { max-width: 1180px; }
 h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 .sub { color: #555; margin-top: 0; }
 table { border-collapse: collapse; margin: .6em 0; font-size: .92em; }
-th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: .3em .5em; text-align: left; vertical-align: top; }
+table.pairs td + td { overflow-wrap: anywhere; }  /* long paths and settings wrap; field names do not */
 th { background: #f1f3f5; } tbody tr:nth-child(even) { background: #fafafa; }
 table.summary td { text-align: right; font-variant-numeric: tabular-nums; }
 table.summary td:nth-child(-n+5) { text-align: left; }

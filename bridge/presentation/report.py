@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..experiment.spec import applies
 from ..files import atomic_write
 from ..results import parity
 from ..results.records import utc_display
@@ -200,21 +201,39 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
                  "some engines adds to a folder's results and replaces only its own.</p>" if kept else "</p>"),
               html.table(["engine", "repeat", "status", "epochs", "started", "ended", "host", "wall time",
                           "message"], runs)]
-    parts += ["<h2 id='spec'>Spec</h2>", html.pairs(spec),
-              "<h2 id='environment'>Environment</h2><h3>Parent process and data</h3>", html.pairs(fp),
+    parts += _spec(spec)
+    parts += ["<h2 id='environment'>Environment</h2><h3>Parent process and data</h3>",
+              html.table(["field", "value"], [[k, environment_value(k, v)] for k, v in fp.items()], "pairs"),
               "<h3>Each engine, as its framework reports it (values of every repeat where they differ)</h3>",
-              _engine_reports(doc)]
+              *_engine_reports(doc)]
     return html.page(f"bridge report — {heading}", subtitle, parts)
+
+
+def _spec(spec: dict) -> list[str]:
+    """The spec's fields that apply to this experiment (:func:`bridge.experiment.spec.applies`), and the
+    names of those left out: the synthetic data set's ``classes`` is not Iris' number of classes."""
+    experiment = [spec.get(k) for k in ("dataset", "model", "optimizer")]
+    shown = {k: v for k, v in spec.items() if applies(k, *experiment)}
+    left = [k for k in spec if k not in shown]
+    parts = ["<h2 id='spec'>Spec</h2>", html.pairs(shown)]
+    if left:
+        what = html.escape(" · ".join(map(str, experiment)))
+        parts.append(f"<p id='spec-left-out'>Left out, as they do not apply to {what}: "
+                     f"{html.escape(', '.join(left))}.</p>")
+    return parts
 
 
 def _semantics(doc: dict) -> list[str]:
     """Where the frameworks differ by design, per engine (bridge.parity): the max-pool gradient rule each
-    follows, the reference variant its parity is measured against, and how far apart the variants are."""
+    follows, the reference variant its parity is measured against, and how far apart the variants are; one
+    sentence when every engine run follows the same rule."""
     sem = doc.get("semantics") or {}
     runs = sem.get("maxpool_gradient", {})
     if not runs:
         return []
     e = html.escape
+    if len({r["maxpool_gradient"] for r in runs.values()}) == 1:
+        return ["<h2 id='semantics'>Max-pool gradient</h2>", f"<p id='maxpool-rule'>{e(parity.describe(sem))}.</p>"]
     rules = sem.get("rules", {})
     parts = ["<h2 id='semantics'>Max-pool gradient: where the frameworks differ</h2>",
              "<p>Each 2×2 window's gradient goes to one element. Frameworks choose it differently, and bridge "
@@ -232,28 +251,73 @@ def _semantics(doc: dict) -> list[str]:
     return parts
 
 
-def _engine_reports(doc: dict) -> str:
+CUDA_ONLY = ("reduced_precision", "precision", "NVIDIA_TF32_OVERRIDE")
+"""Engine report fields about TF32, which only CUDA devices have: not shown for an engine run on the CPU."""
+NOT_ON_CPU = "n/a on CPU"
+
+
+def environment_value(key: str, value, nested: bool = False) -> str:
+    """An environment value as the report shows it: seconds (``*_s``, ``seconds``) and GFLOP/s (``*gflops*``,
+    a peak's ``trials``) with the summary's formatters, cores to two decimals, other floats to 4 significant
+    digits, a time stamp as UTC, a mapping as ``field value`` pairs (in parentheses inside another), a list
+    item by item."""
+    if isinstance(value, dict):
+        items = [f"{k} {environment_value(k, v, True)}" for k, v in value.items()]
+        return f"({', '.join(items)})" if nested else "; ".join(items)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(environment_value(key, v, True) for v in value) if value else "none"
+    if key == "measured":
+        return utc_display(value) + " UTC"
+    if not isinstance(value, float):
+        return html.cell(value)
+    if key.endswith("_s") or key == "seconds":
+        return format_seconds(value)
+    if "gflops" in key or key == "trials":
+        return f"{format_rate(value, 1)} GFLOP/s"
+    if key.endswith("cores"):
+        return f"{value:.2f}"
+    return f"{value:.4g}" if value == 0 or 0.1 <= abs(value) < 1e6 else f"{value:.2e}"
+
+
+def _engine_reports(doc: dict) -> list[str]:
     """Fields down, engines across (a few columns, so nothing scrolls out of view); a field that differs
-    between repeats, such as import time, lists every repeat's value in order."""
+    between repeats, such as import time, lists every repeat's value in order. TF32 settings show only for
+    runs on a CUDA device (:data:`CUDA_ONLY`)."""
     runs = [r for r in doc.get("engines", []) if r.get("report")]
     if not runs:
-        return "<p>No engine reported its environment.</p>"
+        return ["<p>No engine reported its environment.</p>"]
     labels = list(dict.fromkeys(f"{r.get('engine')}/{r.get('mode')}" for r in runs))
-    keys = list(dict.fromkeys(k for r in runs for k in r["report"]))
     by_label = {lab: [r["report"] for r in runs if f"{r.get('engine')}/{r.get('mode')}" == lab] for lab in labels}
+    on_cpu = {lab: all(str(rep.get("device", "cpu")).lower() == "cpu" for rep in reps)
+              for lab, reps in by_label.items()}
+    keys = [k for k in dict.fromkeys(k for r in runs for k in r["report"])
+            if k not in CUDA_ONLY or not all(on_cpu.values())]
 
-    def values(reports: list[dict], key: str) -> str:
-        shown = [html.cell(rep[key]) for rep in reports if key in rep]
+    def values(label: str, key: str) -> str:
+        if key in CUDA_ONLY and on_cpu[label]:
+            return NOT_ON_CPU
+        shown = [environment_value(key, rep[key]) for rep in by_label[label] if key in rep]
         return ", ".join(dict.fromkeys(shown)) if len(set(shown)) <= 1 else ", ".join(shown)
 
-    rows = [[key] + [values(by_label[lab], key) for lab in labels] for key in keys]
-    return html.table(["field", *labels], rows, "pairs")
+    rows = [[key] + [values(lab, key) for lab in labels] for key in keys]
+    parts = [html.table(["field", *labels], rows, "pairs")]
+    if all(on_cpu.values()):
+        parts.append(f"<p id='cpu-precision'>Every engine ran on the CPU. TF32, the reduced precision that "
+                     f"{html.escape(' and '.join(CUDA_ONLY[:2]))} describe, exists only on CUDA devices, so they are "
+                     "not shown.</p>")
+    return parts
 
 
 def build(folder: Path) -> Path:
-    """Regenerate ``figures/`` and ``report.html`` in ``folder``; returns the report's path."""
-    folder = Path(folder)
+    """Regenerate ``figures/`` and ``report.html`` in ``folder``; returns the report's absolute path."""
+    folder = Path(folder).resolve()
     doc = read_summary(folder)
     written = figures.write(folder)
     page = render(doc, {name: path.read_bytes() for name, path in written.items()})
     return atomic_write(folder / "report.html", page)
+
+
+def written_line(path: Path) -> str:
+    """What a command prints once the report is written: ``report written to file:///…/report.html``, a
+    URL a terminal opens with a click, whatever the folder it was given."""
+    return f"report written to {Path(path).resolve().as_uri()}"

@@ -64,18 +64,25 @@ def semantics(model: str, runs: list, frame) -> dict:
 
 
 def describe(semantics_: dict) -> str:
-    """One line for the terminal: which runs follow which max-pool rule, and the variants' difference."""
+    """One line for the terminal and the report about the max-pool gradient: when every engine run follows
+    one rule, that rule and what it does; when they differ, which runs follow which rule, what each rule
+    does, and how far apart the reference variants of the rules are on this experiment."""
     runs = semantics_.get("maxpool_gradient", {})
     if not runs:
         return ""
+    what = {**RULES, **semantics_.get("rules", {})}
     groups: dict[str, list[str]] = {}
     for label, r in runs.items():
         groups.setdefault(r["maxpool_gradient"], []).append(label)
-    text = "max-pool gradient: " + "; ".join(f"{rule}: {', '.join(labels)}" for rule, labels in groups.items())
+    if len(groups) == 1:
+        rule = next(iter(groups))
+        return f"max-pool gradient: every engine routes each window's gradient by the {rule} rule, {what.get(rule, '')}"
+    text = ("max-pool gradient: the engines follow different rules, each compared with the reference variant of "
+            "its own. ")
+    text += " ".join(f"{rule} ({', '.join(labels)}): {what.get(rule, '')}." for rule, labels in groups.items())
     size = semantics_.get("reference_variants")
     if size:
-        text += (f" (each compared with the reference variant of its rule; the variants differ by up to "
-                 f"{size['max_rel_diff']:.1e} over {size['steps']} steps)")
+        text += f" The variants differ by up to {size['max_rel_diff']:.1e} over {size['steps']} steps."
     return text
 
 

@@ -19,9 +19,10 @@ import pandas as pd
 import pytest
 
 from bridge import compare
-from bridge.experiment.spec import Spec
+from bridge.experiment.spec import Spec, applies
 from bridge.presentation import figures, report
 from bridge.results.store import read_frame
+from bridge.results.summary import format_rate, format_seconds
 from bridge.running import runner
 from tests.support import ROOT
 NAMES = ["loss", "accuracy", "loss_time", "timing", "parity"]
@@ -167,8 +168,8 @@ def test_report_holds_summary_figures_spec_environment_and_warnings(failing_dir)
     written = sorted(p.stem for p in (failing_dir / "figures").glob("*.png"))
     assert written == sorted(["loss", "accuracy", "loss_time", "timing"])  # no parity without a second engine
     assert page.count("<img src='data:image/png;base64,") == len(written)
-    for key, value in doc["spec"].items():
-        assert f"<td>{key}</td>" in page
+    for key in ("dataset", "model", "hidden", "optimizer", "beta_1", "learning_rate", "batch_size", "epochs"):
+        assert f"<td>{key}</td>" in page, key
     assert html.escape(doc["fingerprint"]["cpu"]) in page and doc["fingerprint"]["spec_hash"] in page
     assert "openblas" in page  # an engine's own report
     # a run that shared the machine adds a "disturbed" warning: true, and not what this test is about
@@ -183,36 +184,138 @@ def test_report_holds_summary_figures_spec_environment_and_warnings(failing_dir)
     assert "<script" not in page and not re.search(r"""(src|href)=['"]?(https?:|//)""", page)
 
 
+def section(page: str, start: str, end: str | None = None) -> str:
+    return page[page.index(start):page.index(end) if end else len(page)]
+
+
+def test_the_spec_table_shows_only_the_fields_that_apply_to_the_experiment(failing_dir):
+    page = report.build(failing_dir).read_text()
+    spec = section(page, "id='spec'", "id='environment'")
+    # Iris has 3 classes: the synthetic data set's 10 is not this run's; no conv layers in an MLP; no download
+    for key in ("classes", "synthetic_shape", "synthetic_samples", "filters", "dense", "data_dir", "data_source"):
+        assert f"<td>{key}</td>" not in spec, key
+    assert "<td>hidden</td><td>[10]</td>" in spec and "<td>beta_2</td>" in spec
+    assert "Left out, as they do not apply to iris · mlp · adam: filters, dense, data_dir" in spec
+    assert not applies("beta_1", "iris", "mlp", "sgd") and applies("classes", "synthetic", "mlp", "sgd")
+    assert applies("filters", "synthetic", "cnn", "adam") and not applies("hidden", "fashion-mnist", "cnn", "adam")
+
+
+def environment_cells(page: str) -> list[str]:
+    return [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", section(page, "id='environment'"), re.S)]
+
+
+def floats(value) -> list[float]:
+    """Every float inside a JSON value."""
+    if isinstance(value, dict):
+        return [f for v in value.values() for f in floats(v)]
+    if isinstance(value, list):
+        return [f for v in value for f in floats(v)]
+    return [value] if isinstance(value, float) else []
+
+
+def test_environment_values_are_formatted_and_tf32_shows_only_for_cuda_runs(two_dir):
+    page = report.build(two_dir).read_text()
+    cells = environment_cells(page)
+    doc = json.loads((two_dir / "summary.json").read_text())
+    raw = [f"{v}" for v in floats([doc["fingerprint"], [e["report"] for e in doc["engines"]]]) if len(f"{v}") > 8]
+    assert len(raw) > 5  # peaks, their trials, import and build seconds
+    for v in raw:  # no value printed with all its digits: formatted, with its unit
+        assert v[:8] not in " ".join(cells), v
+    peak = doc["fingerprint"]["cpu_gemm_peak"]
+    assert f"{format_rate(peak['gflops'], 1)} GFLOP/s" in cells
+    imports = re.search(r"<tr><td>import_s</td><td>(.*?)</td>", page).group(1)
+    for e in doc["engines"]:
+        if e["engine"] == "reference":
+            assert format_seconds(e["report"]["import_s"]) in imports, imports
+    # every engine ran on the CPU: no TF32 row at all (TF32 is a CUDA matter)
+    for field in report.CUDA_ONLY:
+        assert f"<td>{field}</td>" not in section(page, "id='environment'"), field
+    assert "tensor_float_32" not in page and "id='cpu-precision'" in page
+    # a run on a GPU shows its TF32 settings; the reference beside it, on the CPU, says they do not apply
+    for e in doc["engines"]:
+        if e["engine"] == "keras":
+            e["report"].update(device="NVIDIA H100 80GB HBM3", reduced_precision=False,
+                               precision="tensor_float_32_execution=False")
+    page = report.render(doc, {})
+    rows = re.findall(r"<tr><td>(reduced_precision|precision)</td><td>(.*?)</td><td>(.*?)</td></tr>", page)
+    assert rows == [("reduced_precision", "n/a on CPU", "False"),
+                    ("precision", "n/a on CPU", "tensor_float_32_execution=False")]
+    assert "id='cpu-precision'" not in page
+
+
+def test_report_path_is_absolute_and_the_command_prints_it_as_a_file_url(two_dir, tmp_path):
+    relative = Path(os.path.relpath(two_dir))
+    assert report.build(relative) == (two_dir / "report.html").resolve() and report.build(relative).is_absolute()
+    proc = subprocess.run([sys.executable, "-m", "bridge.report", two_dir.name], capture_output=True, text=True,
+                          timeout=120, cwd=two_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"report written to {(two_dir / 'report.html').resolve().as_uri()}\n"
+    assert report.written_line(relative / "report.html").startswith("report written to file:///")
+
+
+def test_figure_titles_and_legends_fit_inside_the_figure(two_dir):
+    frame = read_frame(two_dir)
+    about = "fashion-mnist, synthetic · mlp, cnn · adam, sgd · a title far longer than any figure is wide"
+    parity = figures.parity_data(frame)
+    engines = ["keras-torch/fit (torch 2.5.1+cpu)", "keras-jax/fit (jax 0.4.38)", "torch/loop (torch 2.5.1+cpu)",
+               "jax/jit (jax 0.4.38)", "flux/loop (Flux 0.16.3, Julia 1.11.5)", "knet/loop (Knet 1.4.10, Julia 1.9.4)"]
+    many = pd.concat([parity] + [parity.assign(label=e.split()[0], legend=e, order=k + 2) for k, e in
+                                 enumerate(engines)])
+    cases = [(name, fn(data_fn(frame))) for name, (data_fn, fn, _) in figures.FIGURES.items()]
+    for name, fig in cases + [("parity, 8 engines", figures.parity_figure(many, about))] + \
+            [(f"{name}, long title", fn(data_fn(frame), about)) for name, (data_fn, fn, _) in figures.FIGURES.items()]:
+        width = fig.bbox.width
+        for what, artist in [("title", fig._suptitle), *(("legend", leg) for leg in fig.legends)]:
+            box = artist.get_window_extent()
+            assert box.x0 >= 0 and box.x1 <= width, (name, what, box.x0, box.x1, width)
+
+
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Added to a copy of the page only: the report itself needs no script. After the load event every
-# image has been decoded or has failed; the result is written into the DOM that --dump-dom prints.
+# image has been decoded or has failed; the result is written into the DOM that --dump-dom prints: what
+# the images show, the summary table's text, and how wide the page, every table and every image are.
 PROBE = """<script>window.addEventListener('load', function () {
   var p = document.createElement('pre'); p.id = 'probe';
   var t = document.querySelector('table.summary');
   p.textContent = JSON.stringify({images: Array.from(document.images).map(function (i) {
       return i.complete && i.naturalWidth > 0; }),
-    table: t ? t.innerText : '', tableHeight: t ? t.getBoundingClientRect().height : 0});
+    table: t ? t.innerText : '', tableHeight: t ? t.getBoundingClientRect().height : 0,
+    page: document.documentElement.scrollWidth, window: window.innerWidth,
+    tables: Array.from(document.querySelectorAll('table')).map(function (t) {
+      return [t.className, t.scrollWidth, t.parentElement.clientWidth]; }),
+    imageRights: Array.from(document.images).map(function (i) { return i.getBoundingClientRect().right; })});
   document.body.appendChild(p); });</script></body>"""
 
 
-def test_report_renders_in_headless_chromium(two_dir, tmp_path):
+def test_report_renders_in_headless_chromium_and_fits_a_1400_pixel_window(two_dir, tmp_path):
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("chromium is not on PATH (Debian package chromium: apt-get install -y chromium)")
-    page = report.build(two_dir).read_text()
+    folder = tmp_path / "three"
+    shutil.copytree(two_dir, folder, ignore=shutil.ignore_patterns("figures", "report.html"))
+    doc = json.loads((folder / "summary.json").read_text())
+    # a third engine run that shared the machine: the widest summary row ("not comparable", "DISTURBED 1.37")
+    doc["summary"].append({**doc["summary"][1], "engine": "keras/loop", "disturbed": True, "others_cores": 1.37})
+    (folder / "summary.json").write_text(json.dumps(doc))
+    page = report.build(folder).read_text()
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", PROBE))
     with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-                               probe.as_uri()], capture_output=True, text=True, timeout=90)
+        proc = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1400,1000",
+                               "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=90)
     found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
     assert found, proc.stderr[-2000:]
     seen = json.loads(html.unescape(found.group(1)))
     assert seen["images"] == [True] * len(NAMES)
     assert seen["tableHeight"] > 0
-    for cell in ("reference/float64", "keras/fit", "tensorflow 2.21.0", "520.0 ms", "12.0 ms"):
+    for cell in ("reference/float64", "keras/fit", "tensorflow 2.21.0", "520.0 ms", "12.0 ms", "DISTURBED 1.37"):
         assert cell in seen["table"]
+    assert seen["window"] == 1400 and seen["page"] <= seen["window"], seen
+    assert len(seen["tables"]) >= 5  # summary, agreement, engine runs, spec, environment
+    for cls, width, room in seen["tables"]:  # nothing to scroll sideways
+        assert width <= room, (cls, width, room)
+    assert seen["imageRights"] and max(seen["imageRights"]) <= seen["window"]
 
 
 def test_report_command_compares_two_folders_and_warns_on_fingerprints(two_dir, tmp_path):
