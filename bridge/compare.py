@@ -142,7 +142,7 @@ def _write_report(out: Path, quiet: bool) -> None:
               f"python -m bridge.report {out}", file=sys.stderr)
     else:
         if not quiet:
-            print(f"report written to {path}")
+            print(report.written_line(path))
 
 
 def _wait_for_quiet(wait_s: float, refuse: bool) -> None:

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     folders = [Path(f) for f in args.folders]
     if len(folders) == 1 and (folders[0] / "sweep.json").is_file():
         try:
-            print(f"report written to {sweep_report.build(folders[0])}")
+            print(written_line(sweep_report.build(folders[0])))
         except BridgeError as e:
             return fail(COMMAND, e)
         return EXIT_OK

@@ -90,7 +90,7 @@ def test_compare_through_a_pipe_prints_plain_lines_and_writes_the_report(tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert not ANSI.search(proc.stdout + proc.stderr)
     assert "reference/float64 repeat 1: 3 epochs in" in proc.stdout
-    assert f"report written to {tmp_path / 'report.html'}" in proc.stdout
+    assert f"report written to {(tmp_path / 'report.html').as_uri()}" in proc.stdout
     assert (tmp_path / "figures" / "loss.svg").exists()
 
 
