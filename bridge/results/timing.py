@@ -80,18 +80,22 @@ def qualified(ratio: Interval, notes: list[str]) -> str:
 def speed_ratios(frame: pd.DataFrame, rows: list[dict]) -> list[dict]:
     """Every pair of engine runs (summary ``rows``) that finished and did not fail parity: the steady epoch of
     ``engine`` over that of ``baseline``, its 95% interval and verdict, which names a run that was disturbed
-    or unstable."""
+    or unstable, and one of the two that ran in an earlier run of the folder (``kept``) while the other ran
+    now: their times were taken apart, under whatever each time's load was."""
     usable = [r for r in rows if r["status"] in ("ok", "diverged") and r.get("parity_pass") is not False]
     groups = {r["engine"]: steady_groups(frame, *r["engine"].split("/", 1)) for r in usable}
     notes = {r["engine"]: [f"{r['engine']} {c}" for c in caveats(r)] for r in usable}
+    earlier = {r["engine"] for r in usable if r.get("kept")}  # kept from an earlier run of the folder
     out = []
     for baseline, base in groups.items():
         for engine, mine in groups.items():
             if engine == baseline or not base or not mine:
                 continue
             iv = ratio_interval(mine, base)
+            apart = [f"{e} ran in an earlier run of this folder" for e in (engine, baseline) if e in earlier] \
+                if (engine in earlier) != (baseline in earlier) else []  # another time, maybe another load
             out.append({"engine": engine, "baseline": baseline, "ratio": iv.point, "low": iv.low, "high": iv.high,
-                        "verdict": qualified(iv, notes[engine] + notes[baseline])})
+                        "verdict": qualified(iv, notes[engine] + notes[baseline] + apart)})
     return out
 
 

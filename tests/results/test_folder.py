@@ -65,6 +65,12 @@ def test_a_run_of_some_engines_adds_to_the_folder_and_keeps_the_others(tmp_path)
     assert f"they keep 1 engine run(s) that finished in earlier runs of this folder: {SLOW}/slow" in second.stdout
     # the kept run is compared as any other: parity against the reference that ran now
     assert second.summary["parity"]["runs"][f"{SLOW}/slow"]["pass"] is True
+    # but a speed verdict between a run kept from earlier and one run now says they ran apart
+    rows = {r["engine"]: r for r in second.summary["summary"]}
+    assert rows[f"{SLOW}/slow"]["kept"] is True and rows["reference/float64"]["kept"] is False
+    (pair,) = [p for p in second.summary["speed"] if p["engine"] == f"{SLOW}/slow"]
+    assert pair["verdict"].endswith(f"{SLOW}/slow ran in an earlier run of this folder"), pair
+    assert not any("earlier run" in p["verdict"] for p in first.summary["speed"])
     # a later run of that engine replaces its own run, and keeps the reference
     third = compare(out, SLOW, more=("--fresh",))
     assert third.returncode == 0, third.stderr
