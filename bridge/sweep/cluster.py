@@ -147,7 +147,7 @@ class Embedded:
             self.cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                         resources={RESOURCE: 1}, host="127.0.0.1", dashboard_address=None,
                                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                                        silence_logs=logging.WARNING if log is None else False)
+                                        silence_logs=False)  # Dask's levels: INFO in the log or, verbose, on stderr
         for w in caught:  # Dask's warnings while starting (a busy port): its log, not the terminal
             logging.getLogger("distributed").warning("%s: %s", w.category.__name__, w.message)
         self.client = Client(self.cluster)

@@ -111,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     try:  # the scheduler is checked before anything is written
         if todo and args.scheduler:
             client = cluster.connect(args.scheduler)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--out {out}: cannot make the sweep folder there ({e.strerror}); give a folder "
+                             "that can be made or is one") from None
         if log is not None:
             log.write_to(out / cluster.LOG)
         write_definition(out, {

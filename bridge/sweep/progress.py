@@ -19,8 +19,9 @@ class Remaining:
     epochs of all its engine runs, as its ``planned`` event announced them; an engine run that ended
     counts whole), so it has ``(1 - f)`` of a point's duration left — the mean of the finished points'
     durations, or, before any point finished, its own pace so far (elapsed / f). Points not started take
-    that duration each. Points run side by side on as many workers as have run points at once, so the
-    work left is shared among them, but never finishes before the longest running point does. With the
+    that duration each. Points run side by side on as many workers as have started points (one point at a
+    time each), so the work left is shared among them, but never finishes before the longest running point
+    does. With the
     finished points' mean, the estimate only falls while the last point runs."""
 
     def __init__(self, todo: int):
@@ -30,14 +31,15 @@ class Remaining:
         self.epochs: dict[str, dict[tuple[str, int], int]] = {}  # running point -> run -> epochs done
         self.ended: dict[str, set[tuple[str, int]]] = {}  # running point -> runs that ended
         self.durations: list[float] = []
-        self.parallel = 1
+        self.workers: set[str] = set()
 
-    def start(self, key: str, now: float) -> None:
-        """A point started (or started again after its worker was lost: its progress starts over)."""
+    def start(self, key: str, now: float, worker: str = "") -> None:
+        """A point started on ``worker`` (or started again after its worker was lost: its progress starts
+        over)."""
         self.started[key] = now
         self.epochs[key], self.ended[key] = {}, set()
         self.planned.pop(key, None)
-        self.parallel = max(self.parallel, len(self.started))
+        self.workers.add(worker)
 
     def plan(self, key: str, epochs: int, runs: int) -> None:
         self.planned[key] = (epochs, runs)
@@ -81,7 +83,7 @@ class Remaining:
         running = [(1 - self.fraction(k)) * (per_point if self.durations else paces.get(k, per_point))
                    for k in self.started]
         waiting = max(0, self.todo - len(self.durations) - len(self.started))
-        return max(max(running, default=0.0), (sum(running) + waiting * per_point) / self.parallel)
+        return max(max(running, default=0.0), (sum(running) + waiting * per_point) / max(1, len(self.workers)))
 
 
 class SweepProgress:
@@ -117,7 +119,7 @@ class SweepProgress:
             label = self.labels.get(key, key)
             kind = msg.get("kind")
             if kind == "point-start":
-                self.remaining.start(key, self.clock())
+                self.remaining.start(key, self.clock(), msg.get("worker", ""))
                 self.attempts[key] = self.attempts.get(key, 0) + 1
                 self.workers[key] = msg.get("worker", "")
                 again = f" (attempt {self.attempts[key]})" if self.attempts[key] > 1 else ""
