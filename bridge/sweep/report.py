@@ -206,9 +206,9 @@ def render(frame: pd.DataFrame, definition: dict, images: dict[str, bytes], data
     parts += ["<h2 id='runs'>Every point and engine run</h2>",
               "<p>Each point's own results (results.csv, summary.json, spec.toml) are in "
               "<code>points/&lt;point&gt;/</code>.</p>",
-              html.table(["point", *(a.replace("_", " ") for a in axes), "engine", "repeat", "status", "parity", "first epoch", "steady epoch",
-                          "examples/s", "GFLOP/s", "of peak", "test accuracy", "attempts", "worker", "error"], rows,
-                         "runs")]
+              html.table(["point", *(a.replace("_", " ") for a in axes), "engine", "repeat", "status", "parity",
+                          "first epoch", "steady epoch", "examples/s", "GFLOP/s", "of peak", "test accuracy",
+                          "attempts", "worker", "error"], rows, "runs")]
     left = CSS.replace("{engine}", str(len(axes) + 2)).replace("{status}", str(len(axes) + 4))
     parts.insert(0, f"<style>{left}</style>")
     return html.page(f"bridge sweep — {heading}", subtitle, parts)

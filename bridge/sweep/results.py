@@ -25,12 +25,14 @@ from .grid import Point, shown
 FORMAT = 1
 """sweep.json's format (absent: written before formats were numbered, read as 1)."""
 COLUMNS = ["point", "engine", "repeat", "status", "parity_max_rel_diff", "parity_pass", "first_epoch_s",
-           "steady_epoch_s", "steady_epoch_s_low", "steady_epoch_s_high", "examples_per_s", "first_epoch_examples_per_s", "gflops", "peak_fraction",
-           "examples_per_s_low", "examples_per_s_high", "others_cores", "disturbed", "unstable",
-           "test_accuracy", "parameters", "forward_flops_per_example", "worker", "attempts", "error"]
-"""One row per point × engine run × repeat; ``steady_epoch_s_low``/``_high`` and ``examples_per_s_low``/``_high``
-(the engine's 95% intervals at the point, over its repeats), ``unstable`` and ``disturbed`` (this repeat: others took more than
-:data:`bridge.results.timing.DISTURBED_CORES` cores) as the point's own summary says."""
+           "steady_epoch_s", "steady_epoch_s_low", "steady_epoch_s_high", "examples_per_s",
+           "first_epoch_examples_per_s", "gflops", "peak_fraction", "examples_per_s_low", "examples_per_s_high",
+           "others_cores", "disturbed", "unstable", "test_accuracy", "parameters", "forward_flops_per_example",
+           "worker", "attempts", "error"]
+"""One row per point × engine run × repeat; ``steady_epoch_s_low``/``_high`` and
+``examples_per_s_low``/``_high`` (the engine's 95% intervals at the point, over its repeats), ``unstable``
+and ``disturbed`` (this repeat: others took more than :data:`bridge.results.timing.DISTURBED_CORES`
+cores) as the point's own summary says."""
 
 
 def point_folder(out: Path, point: Point) -> Path:

@@ -150,8 +150,9 @@ def test_a_sweep_ends_with_a_table_of_its_points_and_engine_runs(embedded):
     table = printed_table(proc.stdout)
     assert table[0][:4] == ["batch_size", "hidden", "engine", "status"], table[0]
     assert len(table) == 1 + 4 * len(engines)
-    width = max(len(line) for line in proc.stdout.splitlines()[-len(table) - 1:])
-    assert width <= 100, proc.stdout
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "steady epoch (95%)" in line)
+    assert max(len(line) for line in lines[start:start + len(table)]) <= 100, proc.stdout
     for r in frame.to_dict("records"):
         row = next(t for t in table[1:] if t[:3] == [r["batch_size"], r["hidden"], r["engine"]])
         assert row[3] == "ok" and row[-1] == f"{r['test_accuracy']:.4f}"
