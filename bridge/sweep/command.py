@@ -20,7 +20,12 @@ runs it again). A point that raises is a row with its error and the others go on
 middle of a point (killed, out of memory, its node gone) makes the scheduler run that point again on
 another worker (the embedded cluster allows one retry, an existing one its own ``allowed-failures``); the
 ``attempts`` column counts the starts. Ctrl-C or SIGTERM stops the sweep: finished points stay in OUT,
-sweep.csv and the report are written for them, and the same command resumes with the missing points.
+sweep.csv and the report are written for them, and the same command resumes with the missing points. A
+scheduler that does not answer, or whose workers offer no ``bridge`` slot, is bad input: it is checked
+before anything is written. Dask's own log lines go to ``OUT/dask.log`` (``--verbose``: the terminal).
+
+At the end the command prints one row per point and engine run (:func:`.results.format_points`), also
+with ``--quiet``, as ``bridge.compare`` prints its table.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ import sys
 from pathlib import Path
 
 from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, fail
-from ..errors import BridgeError
+from ..errors import BridgeError, UsageError
 from ..experiment.options import add_spec_options, given_fields
 from ..experiment.spec import from_mapping, sweep_table, toml_values
 from ..results.records import FAILURES
@@ -38,7 +43,8 @@ from ..running.stopping import Interrupted, stop_on_signals
 from . import cluster, report
 from .grid import Point, parse_axis, points, shown, sweep_hash, table_axes
 from .progress import SweepProgress
-from .results import error_rows, finished, point_folder, point_rows, table, write_definition, write_point, write_table
+from .results import (error_rows, finished, format_points, point_folder, point_rows, table, write_definition,
+                      write_point, write_table)
 
 COMMAND = "bridge.sweep"
 
@@ -55,9 +61,13 @@ def parser() -> argparse.ArgumentParser:
                         "are kept and skipped")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="an existing Dask scheduler (tcp://host:8786); its workers need --resources "
-                        f"{cluster.RESOURCE}=1 (default: an embedded local cluster of one worker)")
+                        f"{cluster.RESOURCE}=1; one that does not answer within {cluster.CONNECT_TIMEOUT_S} s is "
+                        "refused before anything is written (default: an embedded local cluster of one worker)")
     p.add_argument("--fresh", action="store_true", help="run every point again, even those finished in OUT")
-    p.add_argument("--quiet", action="store_true", help="print only errors and where the results are")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only errors, the table of points and where the results are")
+    p.add_argument("--verbose", action="store_true",
+                   help=f"show Dask's own log lines in the terminal (default: in OUT/{cluster.LOG})")
     p.add_argument("--no-report", action="store_true", dest="no_report", help="do not draw the sweep report")
     add_spec_options(p)
     return p
@@ -94,16 +104,43 @@ def main(argv: list[str] | None = None) -> int:
     first = pts[0].spec
     engines, repeats = first.engines, first.repeats
     out = Path(args.out) if args.out else Path("results") / f"sweep-{sweep_hash(pts, engines, repeats)}"
-    out.mkdir(parents=True, exist_ok=True)
-    write_definition(out, {
-        "base": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
-        "axes": {k: list(dict.fromkeys(shown(getattr(p.spec, k)) for p in pts)) for k in axes},
-        "spec": first.to_dict(),  # the first point's whole spec: the defaults every point shares
-        "engines": list(engines), "repeats": repeats, "scheduler": args.scheduler or "embedded LocalCluster",
-        "points": [{"point": p.key, "label": p.label, **{k: shown(getattr(p.spec, k)) for k in axes}}
-                   for p in pts]})
     done = [p for p in pts if not args.fresh and finished(out, p, engines, repeats)]
     todo = [p for p in pts if p not in done]
+    log = None if args.verbose else cluster.quiet_dask()
+    client = None
+    try:  # the scheduler is checked before anything is written
+        if todo and args.scheduler:
+            client = cluster.connect(args.scheduler)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--out {out}: cannot make the sweep folder there ({e.strerror}); give a folder "
+                             "that can be made or is one") from None
+        if log is not None:
+            log.write_to(out / cluster.LOG)
+        write_definition(out, {
+            "base": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
+            "axes": {k: list(dict.fromkeys(shown(getattr(p.spec, k)) for p in pts)) for k in axes},
+            "spec": first.to_dict(),  # the first point's whole spec: the defaults every point shares
+            "engines": list(engines), "repeats": repeats, "scheduler": args.scheduler or "embedded LocalCluster",
+            "points": [{"point": p.key, "label": p.label, **{k: shown(getattr(p.spec, k)) for k in axes}}
+                       for p in pts]})
+    except (BridgeError, OSError) as e:
+        if client is not None:
+            client.close()
+        return fail(COMMAND, e)
+    try:
+        return _run(args, argv, out, axes, pts, done, todo, client, log)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _run(args, argv, out: Path, axes: dict, pts: list[Point], done: list[Point], todo: list[Point], client,
+         log: cluster.DaskLog | None) -> int:
+    """Run the points of ``todo`` through ``client`` (an embedded cluster when ``None``), write sweep.csv
+    and the report, print the table; the exit code."""
+    engines, repeats = pts[0].spec.engines, pts[0].spec.repeats
     progress = SweepProgress(pts, len(todo), quiet=args.quiet)
     if not args.quiet:
         print(f"{COMMAND}: {len(pts)} points ({' x '.join(f'{k} {len(v)}' for k, v in axes.items())}), "
@@ -122,15 +159,24 @@ def main(argv: list[str] | None = None) -> int:
         bad = [r for r in rows[point.key] if r["status"] != "ok"]
         progress.finished(point, "done" if not bad else f"done, {len(bad)} engine run(s) not ok")
 
-    stopped = None
+    stopped = embedded = None
     with stop_on_signals():
         try:
             if todo:
-                cluster.run_points(args.scheduler, todo, progress.on_event, on_result)
+                if client is None:
+                    embedded = cluster.Embedded(None if log is None else out / cluster.LOG)
+                    client = embedded.client
+                cluster.run_points(client, todo, progress.on_event, on_result)
         except KeyboardInterrupt as e:
             stopped = e
         except (BridgeError, OSError) as e:
-            return fail(COMMAND, e)
+            print(f"{COMMAND}: error: {e}{_see(log)}", file=sys.stderr)
+            return EXIT_USAGE if isinstance(e, UsageError) else EXIT_FAILED
+        finally:
+            if embedded is not None:
+                embedded.close()
+            elif client is not None:
+                client.close()
     frame = table([r for p in pts if p.key in rows for r in rows[p.key]], list(axes))
     write_table(out, frame)
     if not args.no_report and len(frame):
@@ -139,8 +185,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quiet:
                 print(f"report written to {path}")
         except Exception as e:  # noqa: BLE001 - drawing must not cost the sweep its results
-            print(f"warning: sweep report not written ({type(e).__name__}: {e}); retry with "
-                  f"python -m bridge.report {out}", file=sys.stderr)
+            why = str(e) if isinstance(e, BridgeError) else f"{type(e).__name__}: {e}"
+            print(f"warning: sweep report not written ({why}); retry with python -m bridge.report {out}",
+                  file=sys.stderr)
+    if len(frame):
+        print(format_points(frame, list(axes)), flush=True)
     if stopped is not None:
         name, code = (stopped.signal_name, stopped.exit_code) if isinstance(stopped, Interrupted) else ("SIGINT", 130)
         resume = shlex.join(["python", "-m", COMMAND, *(a for a in argv if a != "--fresh")])
@@ -151,5 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     for point, g in failed.groupby("point", sort=False):
         for r in g.to_dict("records"):
             print(f"warning: point {point}: {r['engine'] or 'point'} {r['status']}: {r['error']}", file=sys.stderr)
+    if len(failed) and (path := log and log.written()):
+        print(f"Dask's log: {path}", file=sys.stderr)
     print(f"sweep written to {out}/ (sweep.csv: {len(frame)} rows, points/, report.html)")
     return EXIT_FAILED if len(failed) else EXIT_OK
+
+
+def _see(log: cluster.DaskLog | None) -> str:
+    """Where Dask's log is, for a line that says something failed."""
+    path = log.written() if log is not None else None
+    return f" (Dask's log: {path})" if path else ""

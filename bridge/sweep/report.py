@@ -27,6 +27,17 @@ from ..results.summary import format_fraction, format_rate, format_seconds
 from .results import read_table
 
 SIZE_AXES = ("hidden", "filters", "dense")
+# The run table fits the page: numbers never wrap (nor the point's hash, axes, engine, status); only the
+# worker and the error wrap, anywhere in a long address or path; the warnings' long paths wrap too.
+CSS = """
+table.runs { font-size: .8em; width: 100%; }
+table.runs th, table.runs td { padding: .25em .4em; }
+table.runs td { white-space: nowrap; text-align: right; font-variant-numeric: tabular-nums; }
+table.runs td:nth-child(-n+{engine}), table.runs td:nth-child({status}) { text-align: left; }
+table.runs td:nth-last-child(-n+2) { white-space: normal; overflow-wrap: anywhere; text-align: left; min-width: 6em; }
+table.runs td:last-child { min-width: 10em; }
+.warnings li { overflow-wrap: anywhere; }
+"""
 FIGURES = {  # name -> (column, y label, log y, caption)
     "throughput": ("examples_per_s", "training examples / s", True,
                    "Steady-state training throughput of each engine run (median over repeats; band: its 95% "
@@ -185,18 +196,32 @@ def render(frame: pd.DataFrame, definition: dict, images: dict[str, bytes], data
     for name in FIGURES:
         if name != "throughput":
             parts += _figure(name, images)
-    rows = [[r["point"], *[r[a] for a in axes], r["engine"], r["repeat"], r["status"],
+    rows = [[r["point"], *[r[a] for a in axes], r["engine"], _count(r["repeat"]), r["status"],
              "-" if pd.isna(r["parity_max_rel_diff"]) else f"{r['parity_max_rel_diff']:.1e}",
              format_seconds(r["first_epoch_s"]), format_seconds(r["steady_epoch_s"]),
              format_rate(r["examples_per_s"]), format_rate(r["gflops"], 1), format_fraction(r["peak_fraction"]),
-             "-" if pd.isna(r["test_accuracy"]) else f"{r['test_accuracy']:.4f}", r["worker"], r["attempts"]]
+             "-" if pd.isna(r["test_accuracy"]) else f"{r['test_accuracy']:.4f}", _count(r["attempts"]),
+             worker_name(r["worker"]), r["error"]]
             for r in frame.to_dict("records")]
     parts += ["<h2 id='runs'>Every point and engine run</h2>",
               "<p>Each point's own results (results.csv, summary.json, spec.toml) are in "
               "<code>points/&lt;point&gt;/</code>.</p>",
-              html.table(["point", *axes, "engine", "repeat", "status", "parity", "first epoch", "steady epoch",
-                          "examples/s", "GFLOP/s", "of peak", "test accuracy", "worker", "attempts"], rows, "summary")]
+              html.table(["point", *(a.replace("_", " ") for a in axes), "engine", "repeat", "status", "parity",
+                          "first epoch", "steady epoch", "examples/s", "GFLOP/s", "of peak", "test accuracy",
+                          "attempts", "worker", "error"], rows, "runs")]
+    left = CSS.replace("{engine}", str(len(axes) + 2)).replace("{status}", str(len(axes) + 4))
+    parts.insert(0, f"<style>{left}</style>")
     return html.page(f"bridge sweep — {heading}", subtitle, parts)
+
+
+def worker_name(address: str) -> str:
+    """A worker as the run table shows it: its address without the ``tcp://`` every Dask address has."""
+    return address.removeprefix("tcp://")
+
+
+def _count(v) -> str:
+    """A repeat (from 0) or a number of attempts as a whole number; ``-`` where there is none."""
+    return "-" if pd.isna(v) or v == "" else str(int(float(v)))
 
 
 def _figure(name: str, images: dict[str, bytes]) -> list[str]:

@@ -18,19 +18,21 @@ import pandas as pd
 
 from ..files import atomic_write
 from ..results import store
-from ..results.summary import epoch_times, throughput
+from ..results.summary import epoch_times, format_interval, format_number, format_rate, throughput
 from ..results.timing import DISTURBED_CORES
 from .grid import Point, shown
 
 FORMAT = 1
 """sweep.json's format (absent: written before formats were numbered, read as 1)."""
 COLUMNS = ["point", "engine", "repeat", "status", "parity_max_rel_diff", "parity_pass", "first_epoch_s",
-           "steady_epoch_s", "examples_per_s", "first_epoch_examples_per_s", "gflops", "peak_fraction",
-           "examples_per_s_low", "examples_per_s_high", "others_cores", "disturbed", "unstable",
-           "test_accuracy", "parameters", "forward_flops_per_example", "worker", "attempts", "error"]
-"""One row per point × engine run × repeat; ``examples_per_s_low``/``_high`` (the engine's 95% interval at
-the point, over its repeats), ``unstable`` and ``disturbed`` (this repeat: others took more than
-:data:`bridge.results.timing.DISTURBED_CORES` cores) as the point's own summary says."""
+           "steady_epoch_s", "steady_epoch_s_low", "steady_epoch_s_high", "examples_per_s",
+           "first_epoch_examples_per_s", "gflops", "peak_fraction", "examples_per_s_low", "examples_per_s_high",
+           "others_cores", "disturbed", "unstable", "test_accuracy", "parameters", "forward_flops_per_example",
+           "worker", "attempts", "error"]
+"""One row per point × engine run × repeat; ``steady_epoch_s_low``/``_high`` and
+``examples_per_s_low``/``_high`` (the engine's 95% intervals at the point, over its repeats), ``unstable``
+and ``disturbed`` (this repeat: others took more than :data:`bridge.results.timing.DISTURBED_CORES`
+cores) as the point's own summary says."""
 
 
 def point_folder(out: Path, point: Point) -> Path:
@@ -83,6 +85,8 @@ def point_rows(point: Point, folder: Path, worker: str = "", attempts: int = 0) 
                      "engine": label, "repeat": repeat, "status": run["status"],
                      "parity_max_rel_diff": parity_.get("max_rel_diff", np.nan), "parity_pass": parity_.get("pass"),
                      "first_epoch_s": first, "steady_epoch_s": steady,
+                     "steady_epoch_s_low": summary.get(label, {}).get("steady_epoch_s_low", np.nan),
+                     "steady_epoch_s_high": summary.get(label, {}).get("steady_epoch_s_high", np.nan),
                      **throughput(steady, first, work),
                      "examples_per_s_low": summary.get(label, {}).get("examples_per_s_low", np.nan),
                      "examples_per_s_high": summary.get(label, {}).get("examples_per_s_high", np.nan),
@@ -108,6 +112,28 @@ def table(rows: list[dict], axes: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def format_points(frame: pd.DataFrame, axes: list[str]) -> str:
+    """The table a sweep prints at its end: one row per point and engine run (repeats folded: statuses
+    joined, medians of the steady epoch, examples/s and test accuracy), with the point's axis values, the
+    steady epoch's 95% interval over repeats, examples/s and the test accuracy; a point that failed as a
+    whole is one row, engine ``(point)``. ``frame`` is sweep.csv's (:func:`table`)."""
+    rows = []
+    for (_, engine), g in frame.groupby(["point", "engine"], sort=False):
+        first = g.iloc[0]
+        steady = g.steady_epoch_s.median()
+        rows.append({**{a: first[a] for a in axes}, "engine": engine or "(point)",
+                     "status": ",".join(sorted(set(g.status))), "runs": len(g) if engine else 0,
+                     "steady epoch (95%)": format_interval(steady, first.get("steady_epoch_s_low"),
+                                                           first.get("steady_epoch_s_high"))
+                     + (" UNSTABLE" if g.unstable.astype(str).eq("True").any() else ""),
+                     "examples/s": format_rate(g.examples_per_s.median()),
+                     "test acc": format_number(g.test_accuracy.median())})
+    show = pd.DataFrame(rows, columns=[*axes, "engine", "status", "runs", "steady epoch (95%)", "examples/s",
+                                       "test acc"])
+    show["runs"] = [str(n) if n else "-" for n in show.runs]
+    return show.to_string(index=False)
+
+
 def write_definition(out: Path, doc: dict) -> Path:
     return atomic_write(out / "sweep.json", json.dumps({"format": FORMAT, **doc}, indent=1))
 
@@ -117,18 +143,31 @@ def write_table(out: Path, frame: pd.DataFrame) -> Path:
 
 
 def read_table(out: Path) -> tuple[pd.DataFrame, dict]:
-    """sweep.csv and sweep.json of a sweep folder: the one reader, for the report and for users."""
+    """sweep.csv and sweep.json of a sweep folder: the one reader, for the report and for users. Columns an
+    older bridge did not write are empty; a folder whose files are not a sweep's is a
+    :class:`~bridge.results.store.ResultsError` naming what is wrong."""
     out = Path(out)
+    fix = "give a folder written by python -m bridge.sweep --out, or run that sweep again"
     try:
         definition = json.loads((out / "sweep.json").read_text())
-        frame = pd.read_csv(out / "sweep.csv", dtype={a: str for a in definition.get("axes", {})} | {
+        axes = definition.get("axes") if isinstance(definition, dict) else None
+        if not isinstance(axes, dict) or not axes or not all(isinstance(v, list) for v in axes.values()):
+            raise ValueError("its axes are not a table of fields and their values")
+        if not all(isinstance(p, dict) and "point" in p for p in definition.get("points", [])):
+            raise ValueError("its points are not a list of tables with a point's hash")
+        frame = pd.read_csv(out / "sweep.csv", dtype={a: str for a in axes} | {
             "point": str, "engine": str, "status": str, "worker": str, "error": str})
     except (OSError, ValueError) as e:
-        raise store.ResultsError(f"{str(out)!r} holds no readable sweep (sweep.json, sweep.csv): {e}; give a "
-                                    "folder written by python -m bridge.sweep --out") from None
+        raise store.ResultsError(f"{str(out)!r} holds no readable sweep (sweep.json, sweep.csv): {e}; {fix}") from None
     if definition.get("format", 1) > FORMAT:
         raise store.ResultsError(f"{str(out / 'sweep.json')!r} is in format {definition['format']}, newer than this "
                                  f"bridge reads ({FORMAT}); upgrade bridge to read it")
+    missing = [c for c in ["point", *axes, "engine", "status"] if c not in frame.columns]
+    if missing:
+        raise store.ResultsError(f"{str(out / 'sweep.csv')!r} has no column {', '.join(missing)}; {fix}")
+    for c in COLUMNS:
+        if c not in frame.columns:  # written before the column was
+            frame[c] = "" if c in ("worker", "error") else np.nan
     for c in ("engine", "status", "worker", "error"):
         frame[c] = frame[c].fillna("")
     return frame, definition

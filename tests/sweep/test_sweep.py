@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,7 +24,7 @@ import pandas as pd
 import pytest
 
 from bridge.results import store as results
-from bridge.results.summary import epoch_times
+from bridge.results.summary import epoch_times, format_interval
 from bridge.running import selection
 from bridge.sweep import grid
 from bridge.sweep.cluster import RESOURCE
@@ -110,6 +111,7 @@ def test_a_2x2_sweep_matches_its_points_own_results(embedded):
     out, proc, engines = embedded
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "4/4 points" in proc.stdout and "report written to" in proc.stdout
+    assert not [line for line in proc.stderr.splitlines() if "distributed." in line], proc.stderr
     frame, definition = sweepresults.read_table(out)
     assert list(definition["axes"]) == ["batch_size", "hidden"] and len(definition["points"]) == 4
     assert len(frame) == 4 * len(engines) and (frame.status == "ok").all() and (frame.attempts == 1).all()
@@ -133,6 +135,40 @@ def test_a_2x2_sweep_matches_its_points_own_results(embedded):
             assert r["test_accuracy"] == pytest.approx(last["test_accuracy"], rel=1e-9)  # summary.json rounds
             if r["engine"] != "reference/float64":
                 assert r["parity_pass"] is True or r["parity_pass"] == "True"
+
+
+def printed_table(stdout: str) -> list[list[str]]:
+    """The rows of the table a sweep prints at its end, split on runs of spaces (its header first)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "steady epoch (95%)" in line)
+    return [line.split() for line in lines[start:] if line.strip() and not line.startswith("sweep written")]
+
+
+def test_a_sweep_ends_with_a_table_of_its_points_and_engine_runs(embedded):
+    out, proc, engines = embedded
+    frame, _ = sweepresults.read_table(out)
+    table = printed_table(proc.stdout)
+    assert table[0][:4] == ["batch_size", "hidden", "engine", "status"], table[0]
+    assert len(table) == 1 + 4 * len(engines)
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "steady epoch (95%)" in line)
+    assert max(len(line) for line in lines[start:start + len(table)]) <= 100, proc.stdout
+    for r in frame.to_dict("records"):
+        row = next(t for t in table[1:] if t[:3] == [r["batch_size"], r["hidden"], r["engine"]])
+        assert row[3] == "ok" and row[-1] == f"{r['test_accuracy']:.4f}"
+        assert f"{r['examples_per_s']:,.0f}" in row  # the median of one repeat
+        assert format_interval(r["steady_epoch_s"], r["steady_epoch_s_low"], r["steady_epoch_s_high"]).split()[0] \
+            in row
+
+
+def test_the_time_left_never_grows_while_the_last_point_runs(embedded):
+    out, proc, engines = embedded
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    third_done = [i for i, line in enumerate(lines) if line.startswith("[3/4 points")][0]
+    left = [float(m.group(1)) * (60 if m.group(2) == "min" else 1)
+            for line in lines[third_done:] if (m := re.search(r"~([0-9.]+) (s|min) left", line))]
+    assert len(left) >= 2, lines
+    assert all(b <= a + 1 for a, b in zip(left, left[1:])), lines  # whole seconds as printed
 
 
 def test_the_sweep_report_renders_in_headless_chromium(embedded, tmp_path):
@@ -159,6 +195,10 @@ def test_a_rerun_skips_the_finished_points(embedded):
                      "--out", str(out), "--no-report")
     assert proc.returncode == 0, proc.stderr
     assert "4 finished earlier, kept" in proc.stdout and "started on" not in proc.stdout
+    quiet = run_sweep(*IRIS, "--engines", ",".join(engines), "--grid", "batch_size=16,32", "--grid", "hidden=4,8",
+                      "--out", str(out), "--no-report", "--quiet")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "finished earlier" not in quiet.stdout and len(printed_table(quiet.stdout)) == 1 + 4 * len(engines)
     assert {p: (p / "summary.json").stat().st_mtime_ns for p in (out / "points").iterdir()} == before
 
 
@@ -235,8 +275,49 @@ def test_a_sweep_on_a_dask_cluster_trains_what_the_embedded_one_trains(cluster, 
 def test_a_sweep_needs_workers_that_offer_the_bridge_resource(tmp_path):
     with dask_cluster(tmp_path, workers=1, resources=False) as (address, _):
         proc = run_sweep(*IRIS, "--engines", "reference", "--grid", "batch_size=8,16", "--scheduler", address,
-                         "--out", str(tmp_path / "s"), timeout=120)
-    assert proc.returncode == 1 and f"--resources {RESOURCE}=1" in proc.stderr, proc.stderr
+                         "--out", str(tmp_path / "new" / "s"), timeout=120)
+    assert proc.returncode == 2 and f"--resources {RESOURCE}=1" in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"bridge.sweep: error: --scheduler {address}:") and proc.stderr.count("\n") == 1
+    assert not (tmp_path / "new").exists()  # no sweep.json, no folder
+
+
+def test_a_scheduler_address_where_nothing_listens_is_refused_in_seconds_before_anything_is_written(tmp_path):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    proc = run_sweep(*IRIS, "--engines", "reference", "--grid", "batch_size=8,16", "--scheduler", address,
+                     "--out", str(tmp_path / "new" / "s"), timeout=120)
+    took = time.monotonic() - started
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f"bridge.sweep: error: --scheduler {address}: no Dask scheduler answered") \
+        and proc.stderr.count("\n") == 1, proc.stderr
+    assert "dask scheduler" in proc.stderr and "leave out --scheduler" in proc.stderr
+    assert not (tmp_path / "new").exists() and proc.stdout == ""
+    assert took < 15, took  # 5 s of trying, and starting Python
+
+
+@pytest.fixture
+def dashboard_port_taken():
+    """Something listening on 127.0.0.1:8787, Dask's dashboard port (or already something else there)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 8787))
+            s.listen()
+        except OSError:
+            pass  # taken already: the same situation
+        yield
+
+
+def test_dask_s_log_lines_go_to_the_sweep_folder_unless_verbose(tmp_path, dashboard_port_taken):
+    args = [*IRIS, "--epochs", "2", "--engines", "reference", "--grid", "batch_size=16,32", "--no-report"]
+    proc = run_sweep(*args, "--out", str(tmp_path / "quiet"), timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not [line for line in (proc.stdout + proc.stderr).splitlines()
+                if "distributed." in line or "Port 8787" in line or "Traceback" in line], proc.stderr
+    log = (tmp_path / "quiet" / "dask.log").read_text()
+    assert "distributed.scheduler" in log and "distributed.worker" in log  # the worker process's own lines too
+    loud = run_sweep(*args, "--out", str(tmp_path / "verbose"), "--verbose", timeout=300)
+    assert loud.returncode == 0, loud.stdout + loud.stderr
+    assert "distributed.scheduler" in loud.stderr and not (tmp_path / "verbose" / "dask.log").exists()
 
 
 def test_a_worker_killed_mid_sweep_has_its_point_retried_elsewhere(cluster, tmp_path):
@@ -291,6 +372,8 @@ def test_an_interrupted_sweep_keeps_its_finished_points_and_resumes_with_the_res
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, "".join(lines) + stdout + stderr
     assert f"stopped by {signal.Signals(sig).name}" in stderr and "resume with: python -m bridge.sweep" in stderr
+    assert not [line for line in stderr.splitlines() if "distributed." in line], stderr
+    assert "distributed.nanny" in (out / "dask.log").read_text()
     frame, _ = sweepresults.read_table(out)
     kept = set(frame.point)
     assert 1 <= len(kept) < 3 and (frame.status == "ok").all()
