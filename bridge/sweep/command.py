@@ -34,12 +34,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, fail
+from ..cli import EXIT_CODES_EPILOG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, fail
 from ..errors import BridgeError, UsageError
 from ..experiment.options import add_spec_options, given_fields
 from ..experiment.spec import from_mapping, sweep_table, toml_values
 from ..results.records import FAILURES
 from ..running.stopping import Interrupted, stop_on_signals
+from ..presentation.report import written_line
 from . import cluster, report
 from .grid import Point, parse_axis, points, shown, sweep_hash, table_axes
 from .progress import SweepProgress
@@ -50,7 +51,7 @@ COMMAND = "bridge.sweep"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = Parser(COMMAND, description="Run one bridge comparison per point of a grid over spec fields, through "
+    p = Parser(COMMAND, epilog=EXIT_CODES_EPILOG, description="Run one bridge comparison per point of a grid over spec fields, through "
                                     "Dask, and draw how each engine's throughput grows with the work.")
     p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
                    help="a grid axis: a spec field and its values (repeatable); for hidden and filters join a "
@@ -183,7 +184,7 @@ def _run(args, argv, out: Path, axes: dict, pts: list[Point], done: list[Point],
         try:
             path = report.build(out)
             if not args.quiet:
-                print(f"report written to {path}")
+                print(written_line(path))
         except Exception as e:  # noqa: BLE001 - drawing must not cost the sweep its results
             why = str(e) if isinstance(e, BridgeError) else f"{type(e).__name__}: {e}"
             print(f"warning: sweep report not written ({why}); retry with python -m bridge.report {out}",

@@ -133,7 +133,7 @@ class SweepProgress:
                 elif msg.get("event") in ("done", "error"):
                     self.remaining.run_ended(key, run)
                 elif msg.get("event") == "prepared":
-                    self._print(f"[{self._clock()}]   {label}: {run[0]} repeat {run[1] + 1} running")
+                    self._print(f"[{self._clock()}]   {label}: {run[0]} repeat {run[1]} running")
 
     def finished(self, point: Point, status: str) -> None:
         with self.lock:

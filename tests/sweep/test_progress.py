@@ -113,4 +113,4 @@ def test_the_printed_lines_carry_the_estimate():
     lines = out.getvalue().splitlines()
     assert lines[0] == "[0/2 points, 0 s elapsed] point batch_size=8 started on tcp://127.0.0.1:1"
     assert lines[1] == "[1/2 points, 6 s elapsed, ~6 s left] point batch_size=8 done"
-    assert lines[3] == "[1/2 points, 8 s elapsed, ~4 s left]   batch_size=16: reference/float64 repeat 1 running"
+    assert lines[3] == "[1/2 points, 8 s elapsed, ~4 s left]   batch_size=16: reference/float64 repeat 0 running"
