@@ -216,12 +216,14 @@ def build(data: datasets.Dataset, spec, root: Path, initial: dict[str, np.ndarra
         "classes": data.classes, "input_shape": list(data.input_shape),
         "parameters": list(initial), "parameter_shapes": [list(v.shape) for v in initial.values()],
         "layout": "NCHW float32 (Julia WHCN)" if data.is_image else "(N, F) float32 (Julia F x N)",
-        "data_source": data.source, "data_split": data.split, "data_notes": list(data.notes),
+        "data_source": data.source, "data_split": data.split,
         "weights_layout": "weights/*.npy: neutral (Keras) layout; julia/weights/*.npy, written for the "
                           "Julia engines: arrays whose NumPy shape is the Flux/Knet size",
     }
     if data.official_split is not None:  # TOML has no null: absent means the data set publishes no split
         meta["official_split"] = data.official_split
+    if data.notes:  # a fallback taken while loading (absent: none)
+        meta["data_notes"] = list(data.notes)
     if spec.model == "cnn":
         meta["feature_shape"] = list(cnn_feature_shape(data.input_shape, spec.filters))
     _write(root, arrays, to_toml(meta))

@@ -140,7 +140,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
     work = {**epoch_work(plan, peak), "peak_source": source}
     summary = summarise(frame, outcomes, parity_, work)
     ran_now = {o.run.label for o in outcomes if all(o is not k for k in kept)}
-    summary["kept"] = [label not in ran_now for label in summary.engine]  # every run of it from an earlier run
+    summary["kept"] = [label not in ran_now for label in summary.get("engine", [])]  # all from an earlier run
     checksums = _checksum_table(outcomes)
     warnings = [f"{o.run.label} {o.status}: {o.message}" if o.status in ("unavailable", "skipped") else o.message
                 for o in outcomes if not o.ok]

