@@ -294,18 +294,11 @@ def format_engines() -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4] for r in rows)
 
 
-def _input_shape(spec) -> tuple[tuple[int, ...], int]:
-    """``(input shape of one example, classes)`` of the spec's data set, known without loading it."""
-    if spec.dataset == "synthetic":
-        return spec.synthetic_input_shape(), spec.classes
-    return ((1, 28, 28), 10) if spec.dataset == "fashion-mnist" else ((4,), 3)  # Iris: 4 features, 3 species
-
-
 def describe_plan(spec) -> str:
     """The plan's size in one line: examples, batches per epoch × epochs = steps, parameters, bytes on disk."""
     most_train, most_test = datasets.most_examples(spec)
     n_train, n_test = spec.train_size or most_train, spec.test_size or most_test
-    shape, classes = _input_shape(spec)
+    shape, classes = datasets.example_shape(spec)
     example_bytes = math.prod(shape) * 4 + 4  # float32 inputs, an int32 label
     parameters = parameter_count(parameter_shapes(spec, shape, classes))
     batches = math.ceil(n_train / spec.batch_size)
@@ -360,7 +353,7 @@ def _dry_run(args: argparse.Namespace, spec, selection, precision: Precision | N
     for run in selection.runs:
         reused = [o for o in previous.reused if o.run == run]
         line = f"  {run.label}: {upto}{spec.repeats - len(reused)} repeat(s) would start"
-        print(line + "".join(f"; repeat {o.repeat + 1} {o.message}" for o in reused))
+        print(line + "".join(f"; repeat {o.repeat} {o.message}" for o in reused))
     for run, why in selection.cannot_run:
         print(f"  {run.label}: {'unavailable (exit 1)' if selection.named else 'skipped'}: {why}")
     for line in previous.rerun:

@@ -121,7 +121,7 @@ def test_dry_run_names_what_the_folder_would_reuse_and_touches_none_of_it(tmp_pa
     before = files_and_times(out)
     run = run_compare("--dry-run", "--engines", "reference,reference:nnlib", "--epochs", "2", out=out)
     assert run.returncode == 0, run.stderr
-    assert "  reference/float64: 0 repeat(s) would start; repeat 1 reused: finished in an earlier run" in run.stdout
+    assert "  reference/float64: 0 repeat(s) would start; repeat 0 reused: finished in an earlier run" in run.stdout
     assert "  reference/nnlib: 1 repeat(s) would start" in run.stdout
     assert f"output folder: {out}: holds results of this experiment" in run.stdout
     assert files_and_times(out) == before

@@ -52,6 +52,16 @@ def check_synthetic_size(spec) -> None:
 
 FASHION_MNIST_SPLIT = (60000, 10000)
 """The official split's sizes; a source may hold fewer (its loader says so, and the cut is checked again)."""
+FASHION_MNIST_EXAMPLE = ((1, 28, 28), 10)
+IRIS_EXAMPLE = ((4,), 3)
+"""One example's shape and the classes of each data set, known without loading it (the loaders check it)."""
+
+
+def example_shape(spec) -> tuple[tuple[int, ...], int]:
+    """``(input shape of one example, classes)`` of the spec's data set, known without loading it."""
+    if spec.dataset == "synthetic":
+        return spec.synthetic_input_shape(), spec.classes
+    return FASHION_MNIST_EXAMPLE if spec.dataset == "fashion-mnist" else IRIS_EXAMPLE
 
 
 def most_examples(spec) -> tuple[int, int]:
