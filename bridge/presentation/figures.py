@@ -121,12 +121,12 @@ def _per_epoch_figure(data: pd.DataFrame, title: str, ylabel: str, log_ok: bool)
     repeats = int(data["repeats"].max()) if len(data) else 0
     for ax, split in zip(axes, SPLITS):
         for (order, legend), d in data[data.split == split].groupby(["order", "legend"], sort=True):
-            x = d.epoch + 1  # epoch 1 = after the first pass over the training split
+            x = d.epoch + 1  # a count: after epoch 0 (the first pass over the training split), 1 epoch trained
             ax.fill_between(x, d["min"], d["max"], color=_style(order)["color"], alpha=0.25, linewidth=0)
             ax.plot(x, d["median"], label=legend, marker="o" if len(d) <= 20 else None, markersize=3,
                     **_style(order))
         ax.set_title(f"{split} split")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epochs trained")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     if log_ok and len(data):
