@@ -1,0 +1,114 @@
+"""Resident memory of an engine run: its worker's process tree, sampled, and the kernel's own high-water mark.
+
+An engine run's memory is the resident set (RSS) of its worker and of every process the worker's
+framework started (:func:`bridge.running.interference.descendants`), read from ``/proc`` without a new
+dependency: ``/proc/PID/statm`` (resident pages, one small read per process) for the tree, and
+``VmHWM`` of ``/proc/PID/status`` (the kernel's peak RSS of the worker alone, every allocation however
+short) as the outside measurement to compare with. What the worker records (:mod:`.worker`):
+
+``rss_baseline_bytes``  before the engine's ``prepare``: Python, NumPy, bridge and the plan opened
+``rss_import_bytes``    at the end of the framework's import (:func:`bridge.contract.stopwatch`)
+``rss_build_bytes``     at the end of the model's build
+``rss_peak_bytes``      the largest sample while training, per epoch (gather, ``train_epoch`` and the
+                        evaluation) and over the whole run
+``hwm_bytes``           the worker's ``VmHWM`` once training ended (the worker alone, no child)
+``epoch_bytes``         one gathered epoch, ``x.nbytes + y.nbytes``: the worker's own share of the peak
+
+**Tolerance.** A :class:`PeakSampler` reads the tree every :data:`INTERVAL_S` seconds from a thread of
+the worker, so it sees memory held for longer than that (and longer than the engine holds the
+interpreter without releasing it: a NumPy or framework call that keeps the GIL delays the next sample).
+Shorter spikes are missed; ``hwm_bytes`` has them for the worker itself, so for an engine that starts no
+process ``hwm_bytes >= rss_peak_bytes`` always holds. A block of B bytes touched and held for several
+intervals during training gives a peak within :data:`TOLERANCE_BYTES` + ``epoch_bytes`` of
+``rss_build_bytes + B``: the gathered epoch, the evaluation's logits (4096 rows at a time), and the
+allocator's arenas and page tables move it by that much at most (``tests/running/test_memory.py``
+checks it with a 400 MB block). The sampler's own cost is one small read per process of the tree each
+interval, about 0.1 ms (1% of one core), which counts as the worker's own CPU time.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from .interference import descendants
+
+INTERVAL_S = 0.01
+"""Seconds between two samples of the tree's RSS while training runs."""
+TOLERANCE_BYTES = 32 * 2 ** 20
+"""How far a sampled peak may lie from the memory held beyond what the worker gathers (see above)."""
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss(pid: int | None = None) -> int | None:
+    """Resident bytes of process ``pid`` (default: this one); None when it has ended or /proc is absent."""
+    try:
+        with open(f"/proc/{pid or os.getpid()}/statm") as fh:
+            return int(fh.read().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def tree_rss(pid: int | None = None) -> int | None:
+    """Resident bytes of process ``pid`` (default: this one) and of all its live descendants (a child
+    that ends meanwhile counts nothing); None where /proc cannot be read. Pages two processes share
+    (a forked child's, a library's) count once per process, as ``ps`` and ``top`` count them."""
+    pid = pid or os.getpid()
+    own = rss(pid)
+    if own is None:
+        return None
+    return own + sum(r for r in map(rss, descendants(pid)) if r is not None)
+
+
+def high_water_mark(pid: int | None = None) -> int | None:
+    """The kernel's peak resident bytes of process ``pid`` alone (``VmHWM``), since it started."""
+    try:
+        with open(f"/proc/{pid or os.getpid()}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
+
+
+class PeakSampler:
+    """The peak of :func:`tree_rss` of this process, sampled every :data:`INTERVAL_S` seconds by a daemon
+    thread between :meth:`start` and :meth:`stop`. :meth:`take` returns the peak since the previous
+    ``take`` (or ``start``), one last sample included, and starts the next window at the memory held now:
+    one window per epoch."""
+
+    def __init__(self, interval: float = INTERVAL_S):
+        self.interval = interval
+        self._peak: int | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> int | None:
+        now = tree_rss()
+        if now is not None:
+            with self._lock:
+                self._peak = now if self._peak is None else max(self._peak, now)
+        return now
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def start(self) -> "PeakSampler":
+        self._sample()
+        self._thread = threading.Thread(target=self._run, name="bridge-memory", daemon=True)
+        self._thread.start()
+        return self
+
+    def take(self) -> int | None:
+        """Peak resident bytes of the tree since the last call; None where /proc cannot be read."""
+        now = self._sample()
+        with self._lock:
+            peak, self._peak = self._peak, now
+        return peak
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
