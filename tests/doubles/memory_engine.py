@@ -1,6 +1,7 @@
 """A test engine of known memory: the reference's float64 training (real losses, real checksums) which, in
-its second epoch (epoch 1), holds a block of known size for :data:`HOLD_S` seconds (many sampling
-intervals of :mod:`bridge.running.memory`) and lets it go before the epoch ends.
+its second epoch (epoch 1), holds a block of known size for :data:`HOLD_S` seconds (a hundred sampling
+intervals of :mod:`bridge.running.memory`, and several of its searches for new processes) and lets it go
+before the epoch ends.
 
 Modes: ``block`` allocates and touches :data:`BLOCK_BYTES` in the worker itself (``np.ones``: every page
 written, so every page resident); ``child`` starts a Python process that holds :data:`CHILD_BYTES`, so
@@ -25,7 +26,7 @@ INSTALL = "pip install numpy"
 
 BLOCK_BYTES = 400_000_000
 CHILD_BYTES = 200_000_000
-HOLD_S = 0.3
+HOLD_S = 1.0
 BLOCK_EPOCH = 1
 # bytes multiplied are written, page by page: resident, unlike a bytearray's zeroed pages
 CHILD = f"import sys; block = b'\\x01' * {CHILD_BYTES}; print('holding', flush=True); sys.stdin.read()"
