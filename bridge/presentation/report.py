@@ -178,7 +178,8 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
               "GFLOP/s they make (2 FLOPs per multiply-add of every Dense and Conv layer, a training step "
               "counted as 3× the forward pass: "
               f"{e(format_rate((doc.get('work') or {}).get('train_flops_per_example'), 0))} FLOPs per example), "
-              f"that rate as a fraction of {e(_peak_sentence(doc))}, and the final loss and accuracy.</p>",
+              f"that rate as a fraction of {e(_peak_sentence(doc))}, the peak resident memory of the worker's process "
+              "tree while training (the memory figure has the rest), and the final loss and accuracy.</p>",
               html.table([h for _, h, _ in SUMMARY_COLUMNS], summary_rows(doc), "summary")]
     parts += _timing(doc)
     parts += _speed(doc)
