@@ -37,7 +37,7 @@ device_name(_) = CUDA.name(CUDA.device())
 device_report(::Type{<:Array}) = Dict{String,Any}()
 device_memory(::Type{<:Array}) = Dict{String,Any}()
 # CUDA.jl's stream-ordered pool: its high-water mark of bytes in use since the worker started
-# (CU_MEMPOOL_ATTR_USED_MEM_HIGH, CUDA.jl lib/cudadrv/pool.jl@v3.13.1 `attribute`), and the device's memory.
+# (CU_MEMPOOL_ATTR_USED_MEM_HIGH through CUDA.jl's `attribute(X, pool, attr)`), and the device's memory.
 device_memory(atype) = Dict{String,Any}(
     "device_memory_peak_bytes" =>
         Int(CUDA.attribute(UInt64, CUDA.memory_pool(CUDA.device()), CUDA.MEMPOOL_ATTR_USED_MEM_HIGH)),
