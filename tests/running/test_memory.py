@@ -5,6 +5,7 @@ documents, and the reference beside it (which allocates nothing) shows no such j
 high-water mark bounds its sampled peak; the summary, the table and the report carry the peak."""
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -117,3 +118,19 @@ def test_tree_rss_sums_a_live_child_and_vmhwm_is_at_least_rss():
         child.wait(timeout=30)
     assert high_water_mark() >= rss() > 0
     assert rss(child.pid) is None and high_water_mark(child.pid) is None  # ended: nothing, not zero
+
+
+@pytest.mark.parametrize("engine", ["torch", "jax"])
+def test_a_framework_s_import_is_its_share_above_the_baseline_and_the_cpu_has_no_device_memory(engine, tmp_path):
+    if importlib.util.find_spec(engine) is None:
+        pytest.skip(f"{engine} is not installed: pip install 'bridge[{engine}]'")
+    runner.run(Spec(dataset="iris", engines=(engine,), epochs=2, threads=1), tmp_path)
+    (run,) = store.read_summary(tmp_path)["engines"]
+    assert run["status"] == "ok", run["message"]
+    rep = run["report"]
+    # the framework's import costs tens of MB at least; bridge's own baseline comes before it
+    assert rep["rss_import_bytes"] - rep["rss_baseline_bytes"] > 20 * 2 ** 20, rep
+    assert rep["rss_baseline_bytes"] < rep["rss_import_bytes"] <= rep["rss_build_bytes"] + TOLERANCE_BYTES
+    assert rep["hwm_bytes"] >= rep["rss_peak_bytes"] >= rep["rss_baseline_bytes"]
+    # its memory_report ran (an error would be recorded) and found no GPU
+    assert "memory_report_error" not in rep and not any(k.startswith("device_memory") for k in rep), rep
