@@ -18,7 +18,9 @@ short) as the outside measurement to compare with. What the worker records (:mod
 the worker, so it sees memory held for longer than that (and longer than the engine holds the
 interpreter without releasing it: a NumPy or framework call that keeps the GIL delays the next sample).
 Shorter spikes are missed; ``hwm_bytes`` has them for the worker itself, so for an engine that starts no
-process ``hwm_bytes >= rss_peak_bytes`` always holds. A block of B bytes touched and held for several
+process ``hwm_bytes >= rss_peak_bytes`` holds, to within :func:`counter_error` (Linux counts resident
+pages per CPU, since 6.2, and ``/proc`` reads their sum without each CPU's pending batch: a sample and
+``VmHWM`` of the same memory were seen 108 KiB apart on this project's 2-core machine). A block of B bytes touched and held for several
 intervals during training gives a peak within :data:`TOLERANCE_BYTES` + ``epoch_bytes`` of
 ``rss_build_bytes + B``: the gathered epoch, the evaluation's logits (4096 rows at a time), and the
 allocator's arenas and page tables move it by that much at most (``tests/running/test_memory.py``
@@ -48,6 +50,14 @@ REFRESH_S = 0.25
 TOLERANCE_BYTES = 32 * 2 ** 20
 """How far a sampled peak may lie from the memory held beyond what the worker gathers (see above)."""
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def counter_error(cpus: int | None = None) -> int:
+    """Bytes by which two of the kernel's readings of the same resident memory may differ: each of the three
+    RSS counters (file, anonymous, shared) lags by up to one batch per CPU (``percpu_counter_batch``:
+    ``max(32, 2 × CPUs)`` pages), in each reading. 1.5 MiB on 2 CPUs, 24 MiB on 16."""
+    cpus = cpus or os.cpu_count() or 1
+    return 2 * 3 * cpus * max(32, 2 * cpus) * PAGE
 
 
 def rss(pid: int | None = None) -> int | None:

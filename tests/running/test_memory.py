@@ -17,7 +17,7 @@ from bridge.presentation import figures, report
 from bridge.results import store
 from bridge.results.summary import format_bytes, format_table
 from bridge.running import runner
-from bridge.running.memory import TOLERANCE_BYTES, high_water_mark, rss, tree_rss
+from bridge.running.memory import TOLERANCE_BYTES, counter_error, high_water_mark, rss, tree_rss
 from tests.doubles import memory_engine
 
 ENGINE = "tests.doubles.memory_engine"
@@ -67,7 +67,8 @@ def test_each_stage_is_measured_and_the_kernel_s_high_water_mark_bounds_the_samp
     for engine in ("reference", ENGINE):  # neither starts a process: the tree is the worker
         whole, _ = measures(frame, engine)
         assert 0 < whole["rss_baseline_bytes"] <= whole["rss_build_bytes"], whole
-        assert whole["hwm_bytes"] >= whole["rss_peak_bytes"] >= whole["rss_baseline_bytes"], whole
+        assert whole["hwm_bytes"] >= whole["rss_peak_bytes"] - counter_error(), whole
+        assert whole["rss_peak_bytes"] >= whole["rss_baseline_bytes"], whole
         assert whole["epoch_bytes"] == 120 * (4 * 4 + 4)  # Iris' training split: float32 features, int32 labels
 
 
@@ -81,7 +82,7 @@ def test_summary_json_and_the_table_carry_the_peak(block_run):
         row = rows[f"{engine}/{mode}"]
         for metric in ("rss_peak_bytes", "rss_baseline_bytes", "rss_build_bytes", "hwm_bytes", "epoch_bytes"):
             assert row[metric] == whole[metric], (engine, metric)  # one repeat: its value is the median
-        (line,) = [line for line in table.splitlines() if line.startswith(f"{engine}/{mode} ")]
+        (line,) = [line for line in table.splitlines() if line.split()[:1] == [f"{engine}/{mode}"]]
         assert format_bytes(row["rss_peak_bytes"]) in line, line
     assert format_bytes(rows[f"{ENGINE}/block"]["rss_peak_bytes"]).endswith("MiB")
 
@@ -116,7 +117,7 @@ def test_tree_rss_sums_a_live_child_and_vmhwm_is_at_least_rss():
     finally:
         child.stdin.close()
         child.wait(timeout=30)
-    assert high_water_mark() >= rss() > 0
+    assert high_water_mark() >= rss() - counter_error() > 0
     assert rss(child.pid) is None and high_water_mark(child.pid) is None  # ended: nothing, not zero
 
 
@@ -131,6 +132,6 @@ def test_a_framework_s_import_is_its_share_above_the_baseline_and_the_cpu_has_no
     # the framework's import costs tens of MB at least; bridge's own baseline comes before it
     assert rep["rss_import_bytes"] - rep["rss_baseline_bytes"] > 20 * 2 ** 20, rep
     assert rep["rss_baseline_bytes"] < rep["rss_import_bytes"] <= rep["rss_build_bytes"] + TOLERANCE_BYTES
-    assert rep["hwm_bytes"] >= rep["rss_peak_bytes"] >= rep["rss_baseline_bytes"]
+    assert rep["hwm_bytes"] >= rep["rss_peak_bytes"] - counter_error() and rep["rss_peak_bytes"] >= rep["rss_build_bytes"]
     # its memory_report ran (an error would be recorded) and found no GPU
     assert "memory_report_error" not in rep and not any(k.startswith("device_memory") for k in rep), rep
