@@ -14,18 +14,18 @@ short) as the outside measurement to compare with. What the worker records (:mod
 ``hwm_bytes``           the worker's ``VmHWM`` once training ended (the worker alone, no child)
 ``epoch_bytes``         one gathered epoch, ``x.nbytes + y.nbytes``: the worker's own share of the peak
 
-**Tolerance.** A :class:`PeakSampler` reads the tree every :data:`INTERVAL_S` seconds from a thread of
-the worker, so it sees memory held for longer than that (and longer than the engine holds the
-interpreter without releasing it: a NumPy or framework call that keeps the GIL delays the next sample).
-Shorter spikes are missed; ``hwm_bytes`` has them for the worker itself, so for an engine that starts no
-process ``hwm_bytes >= rss_peak_bytes`` holds, to within :func:`counter_error` (Linux counts resident
-pages per CPU, since 6.2, and ``/proc`` reads their sum without each CPU's pending batch: a sample and
-``VmHWM`` of the same memory were seen 108 KiB apart on this project's 2-core machine). A block of B bytes touched and held for several
-intervals during training gives a peak within :data:`TOLERANCE_BYTES` + ``epoch_bytes`` of
-``rss_build_bytes + B``: the gathered epoch, the evaluation's logits (4096 rows at a time), and the
-allocator's arenas and page tables move it by that much at most (``tests/running/test_memory.py``
-checks it with a 400 MB block). A process the framework starts is found within :data:`REFRESH_S` (then
-sampled like the worker); one that lives shorter than that may be missed.
+**Tolerance.** A :class:`PeakSampler` reads the tree every :data:`INTERVAL_S` seconds from a thread of the
+worker, so it sees memory held for longer than that (and longer than the engine holds the interpreter
+without releasing it: a NumPy or framework call that keeps the GIL delays the next sample). Shorter spikes
+are missed; ``hwm_bytes`` has them for the worker itself, so for an engine that starts no process
+``hwm_bytes >= rss_peak_bytes`` holds, to within :func:`counter_error` (Linux counts resident pages per
+CPU, since 6.2, and ``/proc`` reads their sum without each CPU's pending batch: a sample and ``VmHWM`` of
+the same memory were seen 108 KiB apart on this project's 2-core machine). A block of B bytes touched and
+held for several intervals during training gives a peak within :data:`TOLERANCE_BYTES` + ``epoch_bytes``
+of ``rss_build_bytes + B``: the gathered epoch, the evaluation's logits (4096 rows at a time), and the
+allocator's arenas and page tables move it by that much at most (``tests/running/test_memory.py`` checks
+it with a 400 MB block). A process the framework starts is found within :data:`REFRESH_S` (then sampled
+like the worker); one that lives shorter than that may be missed.
 
 **Cost.** Finding the tree reads one file per thread of every process in it: 3.7 ms for a worker of 100
 threads (TensorFlow's and XLA's pools), a third of a core if done every 10 ms. So the sampler looks for
