@@ -34,6 +34,11 @@ Optional, also at module level:
 ``export_plan(plan) -> None``
     write what the engine reads beside the plan, in the parent, before any worker starts (the Julia
     engines: the initial weights in Julia layout)
+``memory_report(session) -> dict``
+    what the framework itself says of its memory once training ended, in :class:`EngineReport`'s keys
+    (``device_memory_peak_bytes``, ``device_memory_total_bytes`` on a GPU; the Julia engines add Julia's
+    ``julia_maxrss_bytes`` and ``julia_gc_live_bytes``); the worker measures the process tree's resident
+    memory itself (:mod:`bridge.running.memory`)
 
 What the worker checks of every engine (one loss per batch, ``(N, classes)`` logits, finite values, the
 batches' checksums) and what each failure becomes is in :mod:`bridge.running.worker`; an engine holds no
@@ -53,6 +58,7 @@ import numpy as np
 
 from .experiment.plan import BatchPlan, open_plan
 from .files import atomic_write
+from .running.memory import tree_rss
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,16 @@ class EngineReport(TypedDict, total=False):
     """Seconds to import the framework (monotonic clock)."""
     build_s: float
     """Seconds to build the model and the optimizer."""
+    rss_import_bytes: int
+    """Resident bytes of the worker's process tree at the end of the import (:func:`stopwatch`)."""
+    rss_build_bytes: int
+    """Resident bytes of the worker's process tree at the end of the build (:func:`stopwatch`)."""
+    device_memory_peak_bytes: int
+    """On a GPU, from the engine's ``memory_report`` hook: the framework's own peak of device memory allocated
+    (``torch.cuda.max_memory_allocated``, JAX's ``memory_stats()["peak_bytes_in_use"]``, TensorFlow's
+    ``get_memory_info("GPU:0")["peak"]``, CUDA.jl's memory pool high-water mark)."""
+    device_memory_total_bytes: int
+    """On a GPU: the device's memory as the framework gives it."""
     reduced_precision: bool
     """Whether the framework may use reduced-precision passes (TF32) for float32 matmuls and convolutions."""
     precision: str
@@ -142,9 +158,14 @@ class Engine(Protocol):
 
 @contextmanager
 def stopwatch(report: dict, key: str) -> Iterator[None]:
-    """``report[key]``: the seconds the block took, on the monotonic clock (``import_s``, ``build_s``)."""
+    """``report[key]``: the seconds the block took, on the monotonic clock (``import_s``, ``build_s``), and
+    ``report["rss_<name>_bytes"]`` for ``key`` ``<name>_s``: the resident bytes of the worker's process tree
+    at the block's end (:func:`bridge.running.memory.tree_rss`; absent where /proc cannot be read)."""
     start = time.perf_counter()
     try:
         yield
     finally:
         report[key] = time.perf_counter() - start
+        held = tree_rss()
+        if held is not None:
+            report[f"rss_{key.removesuffix('_s')}_bytes"] = held

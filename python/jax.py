@@ -224,5 +224,9 @@ def _host_values(s: JaxSession, scalars: list) -> np.ndarray:
     return np.array(s.jax.device_get(scalars), dtype=np.float64)
 
 
+def memory_report(s: JaxSession) -> dict:
+    return xla.device_memory(s.device)
+
+
 def predict(s: JaxSession, x: np.ndarray) -> np.ndarray:
     return np.asarray(s.forward(s.params, _inputs(s, x)))

@@ -63,6 +63,15 @@ def prepare(job: Job) -> tuple[KerasSession, EngineReport]:
     return s, report
 
 
+def memory_report(s: KerasSession) -> dict:
+    """On a GPU, TensorFlow's peak of device memory in use (``get_memory_info("GPU:0")["peak"]``); TensorFlow
+    gives no device total. Nothing on the CPU, where this worker hides every GPU."""
+    tf = s.backend
+    if not tf.config.list_logical_devices("GPU"):
+        return {}
+    return {"device_memory_peak_bytes": int(tf.config.experimental.get_memory_info("GPU:0")["peak"])}
+
+
 def _train_step(tf, model, loss_fn, optimizer):
     def step(x, y):
         with tf.GradientTape() as tape:

@@ -39,5 +39,11 @@ def prepare(job: Job) -> tuple[KerasSession, EngineReport]:
     return s, report
 
 
+def memory_report(s: KerasSession) -> dict:
+    import jax  # imported by prepare, in this worker
+
+    return xla.device_memory(jax.devices()[0])
+
+
 train_epoch = keras_model.fit_epoch
 predict = keras_model.predict

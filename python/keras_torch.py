@@ -38,5 +38,11 @@ def prepare(job: Job) -> tuple[KerasSession, EngineReport]:
     return s, report
 
 
+def memory_report(s: KerasSession) -> dict:
+    import torch  # imported by prepare, in this worker
+
+    return pytorch.device_memory(torch)
+
+
 train_epoch = keras_model.fit_epoch
 predict = keras_model.predict

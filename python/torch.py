@@ -228,6 +228,10 @@ def train_epoch(s: TorchSession, x: np.ndarray, y: np.ndarray) -> EpochResult:
     return EpochResult(losses, seconds)
 
 
+def memory_report(s: TorchSession) -> dict:
+    return pytorch.device_memory(s.torch) if s.cuda else {}
+
+
 def predict(s: TorchSession, x: np.ndarray) -> np.ndarray:
     torch = s.torch
     s.model.eval()

@@ -19,7 +19,7 @@ from ..experiment.semantics import EXACT_VARIANT, REFERENCE
 from ..results.parity import PARITY_STEPS, TOLERANCE, rel_diff
 from ..results.store import read_frame
 from ..results.intervals import median_interval
-from ..results.summary import format_seconds
+from ..results.summary import format_bytes, format_seconds
 
 SPLITS = ("train", "test")
 COLOURS = matplotlib.colormaps["tab10"].colors
@@ -240,6 +240,54 @@ def timing_figure(data: pd.DataFrame, about: str = "") -> Figure:
     return fig
 
 
+# -- memory: the worker's process tree ----------------------------------------------------------------
+
+MEMORY_PHASES = {"rss_baseline_bytes": "baseline (Python, NumPy, bridge, the plan)",
+                 "rss_import_bytes": "after the framework's import", "rss_build_bytes": "after the model's build",
+                 "rss_peak_bytes": "training peak (sampled)"}
+
+
+def memory_data(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per engine and phase (:data:`MEMORY_PHASES`: the whole-run rows of split ``memory``), the resident
+    bytes of the worker's process tree: median, min and max over repeats."""
+    columns = ["label", "legend", "order", "phase", "metric", "median", "min", "max", "repeats"]
+    m = frame[(frame.split == "memory") & frame.epoch.isna() & frame.metric.isin(list(MEMORY_PHASES))]
+    if m.empty:
+        return _empty(columns)
+    data = _spread(m.groupby(["label", "metric"]).value)
+    data["phase"] = data.metric.map(MEMORY_PHASES)
+    data["rank"] = data.metric.map(list(MEMORY_PHASES).index)
+    return _with_labels(data, frame).sort_values(["order", "rank"], ignore_index=True)[columns]
+
+
+def memory_figure(data: pd.DataFrame, about: str = "") -> Figure:
+    legends = list(dict.fromkeys(data.sort_values("order").legend))
+    fig = Figure(figsize=(11, 1.8 + 1.1 * len(legends)), layout="constrained")
+    ax = fig.subplots()
+    height = 0.8 / len(MEMORY_PHASES)
+    colours = ("#7f7f7f", "#2ca02c", "#1f77b4", "#d62728")
+    for k, (metric, name) in enumerate(MEMORY_PHASES.items()):
+        d = data[data.metric == metric].set_index("legend").reindex(legends)
+        y = np.arange(len(legends)) + (k - (len(MEMORY_PHASES) - 1) / 2) * height
+        err = np.nan_to_num(np.vstack([d["median"] - d["min"], d["max"] - d["median"]]), nan=0.0)
+        ax.barh(y, d["median"] / 2 ** 20, height, xerr=err / 2 ** 20, color=colours[k], label=name, capsize=2,
+                error_kw={"elinewidth": 1})
+        for yi, v in zip(y, d["median"]):
+            if np.isfinite(v):
+                ax.annotate(format_bytes(v), (v / 2 ** 20, yi), xytext=(4, 0), textcoords="offset points",
+                            va="center", fontsize="x-small")
+    ax.set_yticks(np.arange(len(legends)), legends)
+    ax.set_ylim(len(legends) - 0.5, -0.5)  # first engine on top, as in the summary table
+    ax.set_xlabel("resident memory of the worker's process tree (MiB)")
+    ax.grid(alpha=0.3, axis="x")
+    ax.margins(x=0.15)  # room for the value labels
+    _legend_below(fig, ax)
+    repeats = int(data["repeats"].max()) if len(data) else 0
+    _suptitle(fig, _title("Memory per engine", about) + f"\nbar: median over {repeats} repeat(s), whiskers: "
+                   "min–max; the framework's share is what lies above the baseline")
+    return fig
+
+
 # -- parity against the reference ------------------------------------------------------------------------
 
 def parity_data(frame: pd.DataFrame) -> pd.DataFrame:
@@ -312,6 +360,11 @@ FIGURES = {
                   "Loss against cumulative training seconds: what a user waits for a given loss."),
     "timing": (timing_data, timing_figure,
                "Time to the first epoch (tracing, compilation, JIT) and steady-state time per epoch."),
+    "memory": (memory_data, memory_figure,
+               "Resident memory of each engine's worker and every process it started: before the engine (Python, "
+               "NumPy, bridge, the plan opened), after the framework's import, after the model's build, and the "
+               "peak while training (sampled; it holds one gathered epoch, the worker's own share). "
+               "summary.json and results.csv also hold the worker's VmHWM, the kernel's own peak."),
     "parity": (parity_data, parity_figure,
                "Relative difference of each engine's per-step batch loss from the NumPy float64 reference: the "
                "variant that models its framework (for a CNN, Flux and Knet on the CPU against the variant with "

@@ -13,8 +13,8 @@ from ..files import atomic_write
 from ..results import parity
 from ..results.records import utc_display
 from ..results.store import read_summary
-from ..results.summary import (format_fraction, format_interval, format_machine, format_number, format_parity,
-                               format_rate, format_ratio, format_runs, format_seconds)
+from ..results.summary import (format_bytes, format_fraction, format_interval, format_machine, format_number,
+                               format_parity, format_rate, format_ratio, format_runs, format_seconds)
 from . import figures, html
 
 def _field(key, fmt=str):
@@ -36,6 +36,7 @@ SUMMARY_COLUMNS = [("engine", "engine", _field("engine")), ("framework", "framew
                    ("peak_fraction", "of measured peak", _field("peak_fraction", format_fraction)),
                    ("others_cores", "machine (cores others used)",
                     lambda rec: format_machine(rec.get("others_cores"), rec.get("disturbed"))),
+                   ("rss_peak_bytes", "peak memory", _field("rss_peak_bytes", format_bytes)),
                    ("train_loss", "train loss", _field("train_loss", format_number)),
                    ("test_loss", "test loss", _field("test_loss", format_number)),
                    ("test_accuracy", "test accuracy", _field("test_accuracy", format_number))]
@@ -177,7 +178,8 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
               "GFLOP/s they make (2 FLOPs per multiply-add of every Dense and Conv layer, a training step "
               "counted as 3× the forward pass: "
               f"{e(format_rate((doc.get('work') or {}).get('train_flops_per_example'), 0))} FLOPs per example), "
-              f"that rate as a fraction of {e(_peak_sentence(doc))}, and the final loss and accuracy.</p>",
+              f"that rate as a fraction of {e(_peak_sentence(doc))}, the peak resident memory of the worker's process "
+              "tree while training (the memory figure has the rest), and the final loss and accuracy.</p>",
               html.table([h for _, h, _ in SUMMARY_COLUMNS], summary_rows(doc), "summary")]
     parts += _timing(doc)
     parts += _speed(doc)
@@ -257,10 +259,10 @@ NOT_ON_CPU = "n/a on CPU"
 
 
 def environment_value(key: str, value, nested: bool = False) -> str:
-    """An environment value as the report shows it: seconds (``*_s``, ``seconds``) and GFLOP/s (``*gflops*``,
-    a peak's ``trials``) with the summary's formatters, cores to two decimals, other floats to 4 significant
-    digits, a time stamp as UTC, a mapping as ``field value`` pairs (in parentheses inside another), a list
-    item by item."""
+    """An environment value as the report shows it: bytes (``*_bytes``), seconds (``*_s``, ``seconds``) and
+    GFLOP/s (``*gflops*``, a peak's ``trials``) with the summary's formatters, cores to two decimals, other
+    floats to 4 significant digits, a time stamp as UTC, a mapping as ``field value`` pairs (in parentheses
+    inside another), a list item by item."""
     if isinstance(value, dict):
         items = [f"{k} {environment_value(k, v, True)}" for k, v in value.items()]
         return f"({', '.join(items)})" if nested else "; ".join(items)
@@ -268,6 +270,8 @@ def environment_value(key: str, value, nested: bool = False) -> str:
         return ", ".join(environment_value(key, v, True) for v in value) if value else "none"
     if key == "measured":
         return utc_display(value) + " UTC"
+    if key.endswith("_bytes") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format_bytes(value)
     if not isinstance(value, float):
         return html.cell(value)
     if key.endswith("_s") or key == "seconds":

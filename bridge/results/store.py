@@ -8,7 +8,8 @@ Figures, the report and comparisons read a folder through :func:`read_summary` a
 Metrics in ``results.csv``: ``step_loss`` (split train, one per step, the loss of the batch before its
 update), ``loss`` and ``accuracy`` (split train / test, after each epoch, on the whole split),
 ``epoch_s`` (split timing, seconds per training epoch, evaluation excluded), ``import_s`` and
-``build_s`` (split timing, once per run).
+``build_s`` (split timing, once per run), and split ``memory``, in bytes (:data:`MEMORY_METRICS`, once
+per run where measured; ``rss_peak_bytes`` also per epoch, with its epoch).
 
 One convention for counting: ``repeat``, ``epoch`` and ``step`` are indices from 0 (the first epoch is
 epoch 0, as in the batch plan), integers in the files (``epoch`` and ``step`` are empty in the rows of a
@@ -45,6 +46,12 @@ ID_COLUMNS = ["engine", "mode", "framework", "framework_version", "device", "thr
 FINGERPRINT_COLUMNS = ["spec_hash", "git_commit", "python", "numpy", "cpu"]
 COLUMNS = ID_COLUMNS + ["epoch", "step", "split", "metric", "value"] + FINGERPRINT_COLUMNS
 INTEGER_COLUMNS = {"repeat": "int64", "epoch": "Int64", "step": "Int64"}
+MEMORY_METRICS = ("rss_baseline_bytes", "rss_import_bytes", "rss_build_bytes", "rss_peak_bytes", "hwm_bytes",
+                  "epoch_bytes", "device_memory_peak_bytes", "device_memory_total_bytes", "julia_maxrss_bytes",
+                  "julia_gc_live_bytes")
+"""Split ``memory``: the worker's process tree before the engine, after its import and build, its peak while
+training, the worker's ``VmHWM``, one gathered epoch (:mod:`bridge.running.memory`), and what the
+framework reports (:class:`bridge.contract.EngineReport`); absent in folders written before they were."""
 """Counted from 0; ``epoch`` and ``step`` empty in a row of a whole run (pandas' nullable integer)."""
 
 
@@ -86,6 +93,9 @@ def _rows(outcome, spec, env: dict, steps_per_epoch: int) -> list[dict]:
     for metric in ("import_s", "build_s"):
         if metric in rep:
             add(np.nan, np.nan, "timing", metric, rep[metric])
+    for metric in MEMORY_METRICS:
+        if rep.get(metric) is not None:
+            add(np.nan, np.nan, "memory", metric, rep[metric])
     others = others_cores([ep.get("machine") for ep in outcome.epochs])
     if others is not None:
         add(np.nan, np.nan, "machine", "others_cores", others)
@@ -94,6 +104,8 @@ def _rows(outcome, spec, env: dict, steps_per_epoch: int) -> list[dict]:
         for i, loss in enumerate(ep["losses"]):
             add(e, e * steps_per_epoch + i, "train", "step_loss", loss)
         add(e, np.nan, "timing", "epoch_s", ep["seconds"])
+        if ep.get("rss_peak_bytes") is not None:
+            add(e, np.nan, "memory", "rss_peak_bytes", ep["rss_peak_bytes"])
         for split in ("train", "test"):
             add(e, np.nan, split, "loss", ep[f"{split}_loss"])
             add(e, np.nan, split, "accuracy", ep[f"{split}_accuracy"])

@@ -85,8 +85,17 @@ def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
             "test_loss": final("test", "loss"),
             "test_accuracy": final("test", "accuracy"),
             **{k: v for k, v in times.items() if k not in ("first_epoch_s", "steady_epoch_s")},
+            **memory_measures(f),
         })
     return pd.DataFrame(records)
+
+
+def memory_measures(frame: pd.DataFrame) -> dict:
+    """Each whole-run memory measure of one engine's rows (split ``memory``, no epoch: ``rss_peak_bytes``,
+    ``rss_baseline_bytes``, ... in bytes), the median over its repeats; ``rss_peak_bytes`` NaN where none
+    was measured."""
+    m = frame[(frame.split == "memory") & frame.epoch.isna()] if len(frame) else frame
+    return {"rss_peak_bytes": np.nan, **(m.groupby("metric").value.median().to_dict() if len(m) else {})}
 
 
 def epoch_times(frame: pd.DataFrame) -> pd.DataFrame:
@@ -128,6 +137,16 @@ def format_fraction(v) -> str:
     if _missing(v):
         return "-"
     return f"{100 * v:.1f}%" if 100 * v >= 1 else f"{100 * v:.2g}%"
+
+
+def format_bytes(v) -> str:
+    """Bytes in binary units, as tables show memory: ``412 MiB``, ``1.6 GiB``, ``740 KiB``."""
+    if _missing(v):
+        return "-"
+    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if abs(v) >= size:
+            return f"{v / size:.1f} {unit}" if unit == "GiB" else f"{v / size:.0f} {unit}"
+    return f"{v:.0f} B"
 
 
 def format_duration(seconds: float) -> str:
@@ -244,6 +263,7 @@ def format_table(summary: pd.DataFrame, adaptive: dict | None = None, width: int
         "examples/s": [format_rate(r["examples_per_s"]) for r in rows],
         "of peak": [format_fraction(r["peak_fraction"]) for r in rows],
         "machine": [format_machine(r.get("others_cores"), r.get("disturbed")) for r in rows],
+        "peak memory": [format_bytes(r.get("rss_peak_bytes")) for r in rows],
         "train loss": [format_number(r["train_loss"]) for r in rows],
         "test loss": [format_number(r["test_loss"]) for r in rows],
         "test acc": [format_number(r["test_accuracy"]) for r in rows]})

@@ -24,7 +24,11 @@ The worker checks what every engine returns, here and nowhere else:
   ``diverged``, with that epoch's loss and accuracy recorded as NaN rather than computed from NaN).
 
 Around each ``train_epoch`` call it also measures what other processes took from the machine
-(:mod:`bridge.running.interference`); every epoch line carries it (``machine``).
+(:mod:`bridge.running.interference`); every epoch line carries it (``machine``). It measures the resident
+memory of its process tree (:mod:`bridge.running.memory`): before ``prepare`` (``rss_baseline_bytes``, in
+the ``prepared`` report beside the import's and the build's), each epoch's sampled peak (``rss_peak_bytes``
+in its ``epoch`` line), and once training ended a ``memory`` line with the run's peak, the worker's
+``VmHWM``, the bytes of one gathered epoch and what the engine's ``memory_report`` hook says.
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ import numpy as np
 from ..contract import Job
 from ..experiment.plan import batch_checksum
 from .interference import Meter
+from .memory import PeakSampler, high_water_mark, tree_rss
 from .selection import module as engine_module
 
 EVENT_PREFIX = "@bridge "
@@ -156,6 +161,22 @@ def divergence(epoch: int, losses: np.ndarray, bad_examples: dict[str, tuple[int
     return None
 
 
+def memory_measures(module, session, peaks: list[int], epoch_bytes: int | None) -> dict:
+    """What the ``memory`` line holds once training ended (:mod:`bridge.running.memory`): the tree's peak
+    over every epoch, the worker's ``VmHWM``, one gathered epoch's bytes, and the engine's own
+    ``memory_report`` (device memory on a GPU; Julia's statistics). A hook that fails leaves its error in
+    one line, not the run: the epochs it trained are results."""
+    measures = {"rss_peak_bytes": max(peaks) if peaks else None, "hwm_bytes": high_water_mark(),
+                "epoch_bytes": epoch_bytes}
+    hook = getattr(module, "memory_report", None)
+    if hook is not None:
+        try:
+            measures.update(hook(session))
+        except Exception as e:  # noqa: BLE001 - any framework's error; the run's results stand
+            measures["memory_report_error"] = next(iter(f"{type(e).__name__}: {e}".splitlines()), type(e).__name__)
+    return {k: v for k, v in measures.items() if v is not None}
+
+
 def run_job(job: Job) -> int:
     """Run ``job``'s engine over every epoch of its plan, checking what it returns and appending every
     step to the record; 0 when the record ends with ``done``, 1 with ``error``."""
@@ -164,7 +185,10 @@ def run_job(job: Job) -> int:
         module = engine_module(job.engine)
         plan = job.plan
         slices = plan.batch_slices()
+        baseline = tree_rss()  # Python, NumPy, bridge, the plan opened: the worker's share before the engine's
         session, report = module.prepare(job)
+        if baseline is not None:
+            report["rss_baseline_bytes"] = baseline
         report.setdefault("framework", module.FRAMEWORK)
         if job.device == "cuda":
             report.setdefault(TF32_OVERRIDE, os.environ.get(TF32_OVERRIDE, "unset"))
@@ -172,8 +196,10 @@ def run_job(job: Job) -> int:
             report["maxpool_gradient"] = job.maxpool_gradient
         record.write("prepared", report=report)
         meter = Meter()
+        sampler, peaks, epoch_bytes = PeakSampler().start(), [], None
         for epoch in range(plan.epochs):
             x, y = plan.epoch(epoch)
+            epoch_bytes = int(x.nbytes + y.nbytes)
             # before the engine gets them, outside its clock, over exactly what it gets
             handed = [batch_checksum(x[s], y[s]) for s in slices]
             meter.start()  # what others take from the machine while the engine is timed
@@ -185,8 +211,11 @@ def run_job(job: Job) -> int:
                 metrics[f"{split}_loss"], metrics[f"{split}_accuracy"], bad = evaluate(module, session, plan, split)
                 bad_examples[split] = (bad, plan.meta[f"n_{split}"])
             own = {} if result.checksums is None else {"engine_checksums": [str(c) for c in result.checksums]}
+            peak = sampler.take()  # the epoch's: its gather, its training and its evaluation
+            peaks += [peak] if peak is not None else []
             record.write("epoch", epoch=epoch, seconds=float(result.seconds), losses=losses.tolist(),
-                         checksums=handed, **own, **metrics, machine=window)
+                         checksums=handed, **own, **metrics, machine=window,
+                         **({} if peak is None else {"rss_peak_bytes": peak}))
             problems = checksum_problems(epoch, handed, plan.expected_checksums(epoch), result.checksums)
             if problems:
                 record.write("mismatch", epoch=epoch, message="; ".join(problems))
@@ -195,6 +224,8 @@ def run_job(job: Job) -> int:
             if diverged:
                 record.write("diverged", epoch=epoch, message=diverged)
                 break
+        sampler.stop()
+        record.write("memory", memory=memory_measures(module, session, peaks, epoch_bytes))
         record.write("done")
         return 0
     except BaseException as e:  # a failing engine must still leave its record

@@ -8,7 +8,8 @@ run: the median over repeats, with a band from the smallest to the largest repea
 
 Figures (``DIR/figures/<name>.png``): ``throughput`` (training examples/s, log–log: the main one),
 ``gflops`` (achieved training GFLOP/s), ``peak`` (fraction of the measured float32 peak), ``steady``
-(steady epoch seconds) and ``first_epoch`` (first epoch seconds: tracing, compilation). The report adds
+(steady epoch seconds), ``first_epoch`` (first epoch seconds: tracing, compilation) and ``memory`` (peak
+resident memory while training). The report adds
 a table of where the engines' throughput curves cross, and one row per point and engine run.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from matplotlib.figure import Figure
 
 from ..files import atomic_write
 from ..presentation import html
-from ..results.summary import format_fraction, format_rate, format_seconds
+from ..results.summary import format_bytes, format_fraction, format_rate, format_seconds
 from .results import read_table
 
 SIZE_AXES = ("hidden", "filters", "dense")
@@ -50,6 +51,8 @@ FIGURES = {  # name -> (column, y label, log y, caption)
                "Steady-state epoch time (median of the epochs after the first)."),
     "first_epoch": ("first_epoch_s", "first epoch (s)", True,
                     "First epoch time: tracing, compilation and the first pass over the data."),
+    "memory": ("rss_peak_bytes", "peak memory", False,
+               "Peak resident memory of each engine run's worker process tree while it trained."),
 }
 
 
@@ -120,6 +123,8 @@ def figure(data: pd.DataFrame, definition: dict, name: str) -> Figure | None:
             ax.set_xticks(labels.x, labels.x_label)
         if logy:
             ax.set_yscale("log")
+        if column.endswith("_bytes"):
+            ax.yaxis.set_major_formatter(lambda v, _: format_bytes(v))
         ax.set_xlabel(xlabel)
         ax.grid(True, which="both", alpha=0.3)
         if panel:

@@ -27,12 +27,13 @@ FORMAT = 1
 COLUMNS = ["point", "engine", "repeat", "status", "parity_max_rel_diff", "parity_pass", "first_epoch_s",
            "steady_epoch_s", "steady_epoch_s_low", "steady_epoch_s_high", "examples_per_s",
            "first_epoch_examples_per_s", "gflops", "peak_fraction", "examples_per_s_low", "examples_per_s_high",
-           "others_cores", "disturbed", "unstable", "test_accuracy", "parameters", "forward_flops_per_example",
-           "worker", "attempts", "error"]
+           "others_cores", "disturbed", "unstable", "test_accuracy", "rss_peak_bytes", "parameters",
+           "forward_flops_per_example", "worker", "attempts", "error"]
 """One row per point × engine run × repeat; ``steady_epoch_s_low``/``_high`` and
 ``examples_per_s_low``/``_high`` (the engine's 95% intervals at the point, over its repeats), ``unstable``
 and ``disturbed`` (this repeat: others took more than :data:`bridge.results.timing.DISTURBED_CORES`
-cores) as the point's own summary says."""
+cores) as the point's own summary says; ``rss_peak_bytes``: this repeat's peak resident memory while training
+(:mod:`bridge.running.memory`)."""
 
 
 def point_folder(out: Path, point: Point) -> Path:
@@ -72,6 +73,8 @@ def point_rows(point: Point, folder: Path, worker: str = "", attempts: int = 0) 
     times = epoch_times(frame)
     accuracy = (frame[(frame.split == "test") & (frame.metric == "accuracy")].sort_values("epoch")
                 .groupby(["engine", "mode", "repeat"]).value.last())
+    peaks = (frame[(frame.split == "memory") & (frame.metric == "rss_peak_bytes") & frame.epoch.isna()]
+             .groupby(["engine", "mode", "repeat"]).value.first())
     runs = (doc.get("parity") or {}).get("runs", {})
     summary = {r["engine"]: r for r in doc.get("summary", [])}
     rows = []
@@ -94,6 +97,7 @@ def point_rows(point: Point, folder: Path, worker: str = "", attempts: int = 0) 
                      "disturbed": (run.get("others_cores") or 0) > DISTURBED_CORES,
                      "unstable": bool(summary.get(label, {}).get("unstable", False)),
                      "test_accuracy": accuracy.get((run["engine"], run["mode"], repeat), np.nan),
+                     "rss_peak_bytes": peaks.get((run["engine"], run["mode"], repeat), np.nan),
                      "parameters": work.get("parameters"),
                      "forward_flops_per_example": work.get("forward_flops_per_example"),
                      "worker": worker, "attempts": attempts,

@@ -55,6 +55,19 @@ function set_compute_threads!(threads::Integer, meta::AbstractDict)
     return nothing
 end
 
+"""
+    memory_report(session) -> Dict{String,Any}
+
+Julia's own memory once training ended: the process's peak resident bytes as Julia reads them
+(`Sys.maxrss()`, the worker's and the Python heap's included) and the bytes the GC holds live
+(`Base.gc_live_bytes()`), and on a GPU the engine's `device_memory` (CUDA.jl's memory pool peak and the
+device total). The Python side (python/common/julia_session.py) records them beside the worker's own
+measurements (bridge/running/memory.py).
+"""
+memory_report(s) = merge(Dict{String,Any}(
+    "julia_maxrss_bytes" => Int(Sys.maxrss()),
+    "julia_gc_live_bytes" => Int(Base.gc_live_bytes())), device_memory(s.device))
+
 "The thread counts as the runtimes report them, and the total the policy above gives the model."
 thread_report(meta::AbstractDict) = Dict{String,Any}(
     "threads" => meta["model"] == "cnn" && Threads.nthreads() > 1 ? Threads.nthreads() : BLAS.get_num_threads(),

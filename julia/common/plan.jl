@@ -7,6 +7,7 @@
 #   train_epoch(session, x, y) -> (losses::Vector{Float32}, seconds::Float64)
 #   predict(session, x) -> Matrix{Float32}  (logits, classes × N, on the CPU)
 #   engine_report(session) -> Dict{String,Any}
+#   device_memory(device) -> Dict{String,Any}  (empty on the CPU; used by memory_report in engine.jl)
 #
 # A plan folder (written by `python -m bridge.compare --save-plan DIR`) holds plan.toml (the
 # experiment), julia/weights/*.npy (initial weights already in Flux/Knet layout), the splits

@@ -11,6 +11,7 @@
             train_epoch(s, x, y)
             predict(s, x)
             engine_report(s)
+            memory_report(s)
         end
     end
 end

@@ -86,6 +86,13 @@ class JuliaEngine:
         own = [str(c) for c in result[2]] if len(result) > 2 else None
         return EpochResult(np.asarray(result[0]), float(result[1]), own)
 
+    @staticmethod
+    def memory_report(s: JuliaSession) -> dict:
+        """Julia's own memory statistics once training ended (``julia_maxrss_bytes``,
+        ``julia_gc_live_bytes``) and, on a GPU, CUDA.jl's (``device_memory_peak_bytes``,
+        ``device_memory_total_bytes``): the package's ``memory_report`` (julia/common/engine.jl)."""
+        return boundary.python_dict(s.module.memory_report(s.handle))
+
     def predict(self, s: JuliaSession, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x)
         logits = s.module.predict(s.handle, self.to_julia(s.module, x))

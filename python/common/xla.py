@@ -54,3 +54,15 @@ def full_float32(jax) -> dict:
     precision = str(jax.config.jax_default_matmul_precision)
     return {"reduced_precision": precision != MATMUL_PRECISION,
             "precision": f"jax_default_matmul_precision={precision}"}
+
+
+def device_memory(device) -> dict:
+    """On a GPU, XLA's peak of device memory in use and the most its allocator may take
+    (``device.memory_stats()``'s ``peak_bytes_in_use`` and ``bytes_limit``: by default 75% of the device,
+    ``XLA_PYTHON_CLIENT_MEM_FRACTION``), as ``EngineReport``'s ``device_memory_peak_bytes`` and
+    ``device_memory_total_bytes``; nothing on the CPU."""
+    stats = device.memory_stats() if device.platform == "gpu" else None
+    if not stats:
+        return {}
+    return {"device_memory_peak_bytes": int(stats["peak_bytes_in_use"]),
+            "device_memory_total_bytes": int(stats["bytes_limit"])}

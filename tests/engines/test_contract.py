@@ -9,7 +9,7 @@ from bridge.running import selection
 
 CONTRACT = {name for name, _ in inspect.getmembers(Engine) if not name.startswith("_")} | set(
     Engine.__annotations__)
-OPTIONAL = {"unavailable_reason", "maxpool_gradient", "export_plan"}
+OPTIONAL = {"unavailable_reason", "maxpool_gradient", "export_plan", "memory_report"}
 
 
 @pytest.mark.parametrize("engine", list(selection.ENGINES))
@@ -26,9 +26,12 @@ def test_the_engine_module_satisfies_the_contract(engine):
     assert {"FRAMEWORK", "MODES", "REQUIRES", "INSTALL", "prepare", "train_epoch", "predict"} <= CONTRACT
     # the rule is declared one way only: no table of another vocabulary beside the hook
     assert not any(name.startswith("MAXPOOL_GRADIENT") for name in vars(mod)), engine
+    # every framework says what it knows of its memory (device memory on a GPU); the reference has no framework
+    assert hasattr(mod, "memory_report") == (engine != "reference"), engine
 
 
 def test_the_report_has_one_vocabulary_for_precision_and_versions():
     keys = set(EngineReport.__annotations__)
     assert {"framework", "framework_version", "device", "threads", "import_s", "build_s", "reduced_precision",
-            "precision"} <= keys
+            "precision", "rss_import_bytes", "rss_build_bytes", "device_memory_peak_bytes",
+            "device_memory_total_bytes"} <= keys

@@ -25,7 +25,7 @@ from bridge.results.store import read_frame
 from bridge.results.summary import format_rate, format_seconds
 from bridge.running import runner
 from tests.support import ROOT
-NAMES = ["loss", "accuracy", "loss_time", "timing", "parity"]
+NAMES = ["loss", "accuracy", "loss_time", "timing", "memory", "parity"]
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_figures_name_engines_with_framework_and_units(two_dir):
         texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
         labels = " ".join(ax.get_xlabel() + " " + ax.get_ylabel() for ax in fig.axes)
         assert fig._suptitle is not None and "iris · mlp · adam" in fig._suptitle.get_text(), name
-        assert any(w in labels for w in ("epoch", "seconds", "step")), (name, labels)
+        assert any(w in labels for w in ("epoch", "seconds", "step", "(MiB)")), (name, labels)
         shown = " ".join(texts + [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()])
         assert "keras/fit (tensorflow 2.21.0)" in shown, name
     written = figures.write(two_dir)
@@ -166,7 +166,7 @@ def test_report_holds_summary_figures_spec_environment_and_warnings(failing_dir)
     for row in report.summary_rows(doc):
         assert "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" in page
     written = sorted(p.stem for p in (failing_dir / "figures").glob("*.png"))
-    assert written == sorted(["loss", "accuracy", "loss_time", "timing"])  # no parity without a second engine
+    assert written == sorted(["loss", "accuracy", "loss_time", "timing", "memory"])  # no parity without a second engine
     assert page.count("<img src='data:image/png;base64,") == len(written)
     for key in ("dataset", "model", "hidden", "optimizer", "beta_1", "learning_rate", "batch_size", "epochs"):
         assert f"<td>{key}</td>" in page, key

@@ -16,7 +16,7 @@ import pytest
 from bridge.experiment.plan import open_plan
 from bridge.experiment.spec import Spec
 from bridge.results import store as results
-from bridge.results.summary import format_fraction, format_rate
+from bridge.results.summary import format_bytes, format_fraction, format_rate
 from tests.doubles import fixed_logits_engine as fixed
 from tests.support import run_compare
 
@@ -49,7 +49,11 @@ def mine(frame: pd.DataFrame, engine: str = ENGINE) -> pd.DataFrame:
 def test_results_csv_has_the_documented_columns(run):
     _, _, frame, summary, _ = run
     assert list(frame.columns) == results.COLUMNS
-    assert set(frame.metric) == {"step_loss", "loss", "accuracy", "epoch_s", "import_s", "build_s"}
+    assert set(frame.metric) - set(results.MEMORY_METRICS) == {"step_loss", "loss", "accuracy", "epoch_s", "import_s",
+                                                               "build_s"}
+    # the worker measures these for every engine; the reference's build adds its own (stopwatch)
+    assert set(frame[frame.split == "memory"].metric) == {"rss_baseline_bytes", "rss_build_bytes", "rss_peak_bytes",
+                                                         "hwm_bytes", "epoch_bytes"}
     spec_hash = Spec(dataset="iris", epochs=EPOCHS, repeats=REPEATS, threads=1).hash()
     assert set(frame.spec_hash) == {spec_hash} == {summary["fingerprint"]["spec_hash"]}
 
@@ -95,7 +99,11 @@ def test_every_metric_row_of_the_fixed_engine_holds_its_value(run):
                 got = rows.set_index("metric").value
                 assert got["loss"] == pytest.approx(loss, rel=1e-9), (r, e, split)
                 assert got["accuracy"] == pytest.approx(acc, abs=1e-12), (r, e, split)
-    assert len(f) == REPEATS * (2 + EPOCHS * (steps + 1 + 4))
+    memory = f[f.split == "memory"]  # baseline, peak, VmHWM and epoch bytes once; each epoch's peak
+    assert sorted(memory[memory.epoch.isna()].metric) == sorted(["epoch_bytes", "hwm_bytes", "rss_baseline_bytes",
+                                                                 "rss_peak_bytes"] * REPEATS)
+    assert sorted(memory[memory.epoch.notna()].epoch) == sorted(list(range(EPOCHS)) * REPEATS)
+    assert len(f) == REPEATS * (2 + 4 + EPOCHS * (steps + 1 + 4 + 1))
 
 
 def test_the_reference_s_rows_are_complete(run):
@@ -187,11 +195,12 @@ def test_the_printed_table_shows_results_csv_s_summary(run, engine):
         f"{row['parity_max_rel_diff']:.1e} {'ok' if row['parity_pass'] else 'FAIL'}"
     tail = (f"ok {REPEATS}/{REPEATS} {parity} {_time(s['first_epoch_s'])} {steady} "
             f"{format_rate(row['examples_per_s'])} {format_fraction(row['peak_fraction'])} {machine} "
+            f"{format_bytes(row['rss_peak_bytes'])} "
             f"{s['train_loss']:.4f} {s['test_loss']:.4f} {s['test_accuracy']:.4f}")
     assert lines[0].endswith(tail), (lines[0], tail)
     header = " ".join(stdout.splitlines()[0].split())
-    assert header.endswith("parity first epoch steady epoch (95%) examples/s of peak machine train loss test loss "
-                           "test acc")
+    assert header.endswith("parity first epoch steady epoch (95%) examples/s of peak machine peak memory train loss "
+                           "test loss test acc")
 
 
 def test_summary_json_engines_and_checksums(run):

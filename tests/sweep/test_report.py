@@ -131,3 +131,21 @@ def test_a_sweep_report_reads_a_sweep_csv_written_before_its_newer_columns(sweep
         folder / "sweep.csv", index=False)
     page = report.build(folder).read_text()
     assert "Every point and engine run" in page
+
+
+def test_sweep_csv_holds_each_run_s_peak_memory_and_the_report_draws_it_against_the_swept_field(sweep):
+    from bridge.results import store
+
+    frame, definition = sweepresults.read_table(sweep)
+    ok = frame[frame.status == "ok"]
+    assert len(ok) == 4 and (ok.rss_peak_bytes > 0).all(), ok.rss_peak_bytes
+    for row in ok.to_dict("records"):  # the point's own results.csv says the same
+        results = store.read_frame(sweep / "points" / row["point"])
+        engine, mode = row["engine"].split("/")
+        peak = results[(results.engine == engine) & (results["mode"] == mode) & (results.repeat == row["repeat"])
+                       & (results.metric == "rss_peak_bytes") & results.epoch.isna()].value
+        assert list(peak) == [row["rss_peak_bytes"]]
+    data = report.curves(frame, definition)
+    assert data.rss_peak_bytes_med.notna().all()
+    page = report.build(sweep).read_text()
+    assert (sweep / "figures" / "memory.png").stat().st_size > 0 and "figures/memory.png" in page

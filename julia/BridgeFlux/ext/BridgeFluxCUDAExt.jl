@@ -21,4 +21,12 @@ BridgeFlux.device_report(::Flux.CUDADevice) = Dict{String,Any}(
     "NVIDIA_TF32_OVERRIDE" => get(ENV, "NVIDIA_TF32_OVERRIDE", "unset"),
     "cudnn_version" => string(cuDNN.version()))
 
+# The stream-ordered pool CUDA.jl allocates from: its high-water mark of bytes in use since the worker
+# started (CU_MEMPOOL_ATTR_USED_MEM_HIGH through CUDA.jl's `attribute(X, pool, attr)`), and the device's
+# memory.
+BridgeFlux.device_memory(::Flux.CUDADevice) = Dict{String,Any}(
+    "device_memory_peak_bytes" =>
+        Int(CUDA.attribute(UInt64, CUDA.memory_pool(CUDA.device()), CUDA.MEMPOOL_ATTR_USED_MEM_HIGH)),
+    "device_memory_total_bytes" => Int(CUDA.total_memory()))
+
 end # module

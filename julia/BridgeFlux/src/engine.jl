@@ -21,6 +21,7 @@ to_device(device, a) = device(a)
 sync_device(::Nothing) = nothing
 device_name(::Nothing) = "cpu"
 device_report(::Nothing) = Dict{String,Any}()
+device_memory(::Nothing) = Dict{String,Any}()
 
 "The MLDataDevices device for `name`, or `nothing` for the CPU."
 function select_device(name::AbstractString)

@@ -105,6 +105,9 @@ const CASES = TOML.parsefile(joinpath(GOLDEN, "golden.toml"))
     @testset "a CPU session never loads CUDA" begin
         s = BridgeFlux.prepare(BridgeFlux.tiny_plan("cnn", "adam")[1:2]...)
         @test BridgeFlux.engine_report(s)["device"] == "cpu"
+        memory = BridgeFlux.memory_report(s)
+        @test memory["julia_maxrss_bytes"] >= memory["julia_gc_live_bytes"] > 0
+        @test !haskey(memory, "device_memory_peak_bytes")
         @test Base.get_extension(BridgeFlux, :BridgeFluxCUDAExt) === nothing
         @test !any(m -> nameof(m) == :CUDA, values(Base.loaded_modules))
         @test_throws ErrorException BridgeFlux.prepare(BridgeFlux.tiny_plan("mlp", "sgd")[1:2]...; device="cuda")

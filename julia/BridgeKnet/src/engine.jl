@@ -35,6 +35,13 @@ device_name(::Type{<:Array}) = "cpu"
 device_name(_) = CUDA.name(CUDA.device())
 
 device_report(::Type{<:Array}) = Dict{String,Any}()
+device_memory(::Type{<:Array}) = Dict{String,Any}()
+# CUDA.jl's stream-ordered pool: its high-water mark of bytes in use since the worker started
+# (CU_MEMPOOL_ATTR_USED_MEM_HIGH through CUDA.jl's `attribute(X, pool, attr)`), and the device's memory.
+device_memory(atype) = Dict{String,Any}(
+    "device_memory_peak_bytes" =>
+        Int(CUDA.attribute(UInt64, CUDA.memory_pool(CUDA.device()), CUDA.MEMPOOL_ATTR_USED_MEM_HIGH)),
+    "device_memory_total_bytes" => Int(CUDA.total_memory()))
 # TF32: Knet builds its cuDNN convolution descriptors without a math type (src/ops20_gpu/conv.jl@v1.4.10:92),
 # which lets FP32 convolutions use TF32 on Ampere and later; bridge starts every cuda worker with
 # NVIDIA_TF32_OVERRIDE=0, which cuDNN and cuBLAS honour. Both are recorded.

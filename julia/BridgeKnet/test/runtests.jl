@@ -80,5 +80,8 @@ const CASES = TOML.parsefile(joinpath(GOLDEN, "golden.toml"))
         @test_throws ArgumentError BridgeKnet.prepare(meta, weights; device="tpu")
         @test_throws ArgumentError BridgeKnet.prepare(merge(meta, Dict("optimizer" => "rmsprop")), weights)
         @test BridgeKnet.engine_report(BridgeKnet.prepare(meta, weights))["device"] == "cpu"
+        memory = BridgeKnet.memory_report(BridgeKnet.prepare(meta, weights))
+        @test memory["julia_maxrss_bytes"] >= memory["julia_gc_live_bytes"] > 0
+        @test !haskey(memory, "device_memory_peak_bytes")
     end
 end
