@@ -38,7 +38,7 @@ Optional, also at module level:
     what the framework itself says of its memory once training ended, in :class:`EngineReport`'s keys
     (``device_memory_peak_bytes``, ``device_memory_total_bytes`` on a GPU; the Julia engines add Julia's
     ``julia_maxrss_bytes`` and ``julia_gc_live_bytes``); the worker measures the process tree's resident
-    memory itself (:mod:`bridge.running.memory`)
+    memory itself (:mod:`bridge.proctree`)
 
 What the worker checks of every engine (one loss per batch, ``(N, classes)`` logits, finite values, the
 batches' checksums) and what each failure becomes is in :mod:`bridge.running.worker`; an engine holds no
@@ -58,7 +58,7 @@ import numpy as np
 
 from .experiment.plan import BatchPlan, open_plan
 from .files import atomic_write
-from .running.memory import tree_rss
+from .proctree import tree_rss
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class Engine(Protocol):
 def stopwatch(report: dict, key: str) -> Iterator[None]:
     """``report[key]``: the seconds the block took, on the monotonic clock (``import_s``, ``build_s``), and
     ``report["rss_<name>_bytes"]`` for ``key`` ``<name>_s``: the resident bytes of the worker's process tree
-    at the block's end (:func:`bridge.running.memory.tree_rss`; absent where /proc cannot be read)."""
+    at the block's end (:func:`bridge.proctree.tree_rss`; absent where /proc cannot be read)."""
     start = time.perf_counter()
     try:
         yield

@@ -124,7 +124,7 @@ def outcome_from_record(run: EngineMode, repeat: int, lines: list[dict], **field
             out.report = line["report"]
         elif line["kind"] == "epoch":
             out.epochs.append(line)
-        elif line["kind"] == "memory":  # once training ended (bridge.running.memory): joins the report
+        elif line["kind"] == "memory":  # once training ended (bridge.proctree): joins the report
             out.report = {**out.report, **line["memory"]}
     return out
 

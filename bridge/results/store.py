@@ -50,7 +50,7 @@ MEMORY_METRICS = ("rss_baseline_bytes", "rss_import_bytes", "rss_build_bytes", "
                   "epoch_bytes", "device_memory_peak_bytes", "device_memory_total_bytes", "julia_maxrss_bytes",
                   "julia_gc_live_bytes")
 """Split ``memory``: the worker's process tree before the engine, after its import and build, its peak while
-training, the worker's ``VmHWM``, one gathered epoch (:mod:`bridge.running.memory`), and what the
+training, the worker's ``VmHWM``, one gathered epoch (:mod:`bridge.proctree`), and what the
 framework reports (:class:`bridge.contract.EngineReport`); absent in folders written before they were."""
 """Counted from 0; ``epoch`` and ``step`` empty in a row of a whole run (pandas' nullable integer)."""
 

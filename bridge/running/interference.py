@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..proctree import descendants
+
 HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 STAT = Path("/proc/stat")
 
@@ -45,28 +47,6 @@ def _ticks(pid: int) -> int | None:
         return None
     fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
     return int(fields[11]) + int(fields[12])  # utime, stime
-
-
-def descendants(pid: int) -> list[int]:
-    """The live processes ``pid`` started, and theirs (``/proc/PID/task/TID/children``): the helpers a
-    framework may have started. A few small reads per process, where a scan of all of /proc takes
-    milliseconds."""
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{parent}/task/{task}/children") as fh:
-                    children = [int(c) for c in fh.read().split()]
-            except OSError:
-                continue
-            found += children
-            todo += children
-    return found
 
 
 def helper_ticks(pid: int, also: int | None = None) -> int:

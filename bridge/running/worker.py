@@ -25,7 +25,7 @@ The worker checks what every engine returns, here and nowhere else:
 
 Around each ``train_epoch`` call it also measures what other processes took from the machine
 (:mod:`bridge.running.interference`); every epoch line carries it (``machine``). It measures the resident
-memory of its process tree (:mod:`bridge.running.memory`): before ``prepare`` (``rss_baseline_bytes``, in
+memory of its process tree (:mod:`bridge.proctree`): before ``prepare`` (``rss_baseline_bytes``, in
 the ``prepared`` report beside the import's and the build's), each epoch's sampled peak (``rss_peak_bytes``
 in its ``epoch`` line), and once training ended a ``memory`` line with the run's peak, the worker's
 ``VmHWM``, the bytes of one gathered epoch and what the engine's ``memory_report`` hook says.
@@ -46,7 +46,7 @@ import numpy as np
 from ..contract import Job
 from ..experiment.plan import batch_checksum
 from .interference import Meter
-from .memory import PeakSampler, high_water_mark, tree_rss
+from ..proctree import PeakSampler, high_water_mark, tree_rss
 from .selection import module as engine_module
 
 EVENT_PREFIX = "@bridge "
@@ -162,7 +162,7 @@ def divergence(epoch: int, losses: np.ndarray, bad_examples: dict[str, tuple[int
 
 
 def memory_measures(module, session, peaks: list[int], epoch_bytes: int | None) -> dict:
-    """What the ``memory`` line holds once training ended (:mod:`bridge.running.memory`): the tree's peak
+    """What the ``memory`` line holds once training ended (:mod:`bridge.proctree`): the tree's peak
     over every epoch, the worker's ``VmHWM``, one gathered epoch's bytes, and the engine's own
     ``memory_report`` (device memory on a GPU; Julia's statistics). A hook that fails leaves its error in
     one line, not the run: the epochs it trained are results."""

@@ -33,7 +33,7 @@ COLUMNS = ["point", "engine", "repeat", "status", "parity_max_rel_diff", "parity
 ``examples_per_s_low``/``_high`` (the engine's 95% intervals at the point, over its repeats), ``unstable``
 and ``disturbed`` (this repeat: others took more than :data:`bridge.results.timing.DISTURBED_CORES`
 cores) as the point's own summary says; ``rss_peak_bytes``: this repeat's peak resident memory while training
-(:mod:`bridge.running.memory`)."""
+(:mod:`bridge.proctree`)."""
 
 
 def point_folder(out: Path, point: Point) -> Path:

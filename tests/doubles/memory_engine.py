@@ -1,6 +1,6 @@
 """A test engine of known memory: the reference's float64 training (real losses, real checksums) which, in
 its second epoch (epoch 1), holds a block of known size for :data:`HOLD_S` seconds (a hundred sampling
-intervals of :mod:`bridge.running.memory`, and several of its searches for new processes) and lets it go
+intervals of :mod:`bridge.proctree`, and several of its searches for new processes) and lets it go
 before the epoch ends.
 
 Modes: ``block`` allocates and touches :data:`BLOCK_BYTES` in the worker itself (``np.ones``: every page

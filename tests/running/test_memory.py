@@ -1,6 +1,6 @@
 """Memory per engine run, measured on real worker processes: a stand-in engine that holds a known block
 in its second epoch (tests/doubles/memory_engine.py, 400 MB in the worker, or 200 MB in a process it
-starts) shows that block in that epoch's sampled peak, within the tolerance bridge/running/memory.py
+starts) shows that block in that epoch's sampled peak, within the tolerance bridge/proctree.py
 documents, and the reference beside it (which allocates nothing) shows no such jump; the worker's own
 high-water mark bounds its sampled peak; the summary, the table and the report carry the peak."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from bridge.presentation import figures, report
 from bridge.results import store
 from bridge.results.summary import format_bytes, format_table
 from bridge.running import runner
-from bridge.running.memory import TOLERANCE_BYTES, counter_error, high_water_mark, rss, tree_rss
+from bridge.proctree import TOLERANCE_BYTES, counter_error, high_water_mark, rss, tree_rss
 from tests.doubles import memory_engine
 
 ENGINE = "tests.doubles.memory_engine"

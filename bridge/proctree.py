@@ -1,10 +1,13 @@
-"""Resident memory of an engine run: its worker's process tree, sampled, and the kernel's own high-water mark.
+"""A process tree as ``/proc`` shows it: the processes a worker's framework started
+(:func:`descendants`, also what :mod:`bridge.running.interference` counts the CPU time of), and the
+resident memory of an engine run: its worker's tree, sampled, and the kernel's own high-water mark.
+Low in the layout (as :mod:`bridge.files`): the contract's stopwatch and the worker both read it.
 
 An engine run's memory is the resident set (RSS) of its worker and of every process the worker's
-framework started (:func:`bridge.running.interference.descendants`), read from ``/proc`` without a new
+framework started (:func:`descendants`), read from ``/proc`` without a new
 dependency: ``/proc/PID/statm`` (resident pages, one small read per process) for the tree, and
 ``VmHWM`` of ``/proc/PID/status`` (the kernel's peak RSS of the worker alone, every allocation however
-short) as the outside measurement to compare with. What the worker records (:mod:`.worker`):
+short) as the outside measurement to compare with. What the worker records (:mod:`bridge.running.worker`):
 
 ``rss_baseline_bytes``  before the engine's ``prepare``: Python, NumPy, bridge and the plan opened
 ``rss_import_bytes``    at the end of the framework's import (:func:`bridge.contract.stopwatch`)
@@ -41,8 +44,6 @@ import os
 import threading
 import time
 
-from .interference import descendants
-
 INTERVAL_S = 0.02
 """Seconds between two samples of the tree's RSS while training runs."""
 REFRESH_S = 0.25
@@ -50,6 +51,28 @@ REFRESH_S = 0.25
 TOLERANCE_BYTES = 32 * 2 ** 20
 """How far a sampled peak may lie from the memory held beyond what the worker gathers (see above)."""
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes ``pid`` started, and theirs (``/proc/PID/task/TID/children``): the helpers a
+    framework may have started. A few small reads per process, where a scan of all of /proc takes
+    milliseconds."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as fh:
+                    children = [int(c) for c in fh.read().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
 
 
 def counter_error(cpus: int | None = None) -> int:
