@@ -33,11 +33,13 @@ def row_of(summary: dict) -> dict:
 
 
 def table_cell(stdout: str) -> str:
-    """The ``to target`` cell of the engine's row in the printed table (its last column)."""
+    """The ``to target`` cell of the engine's row in the printed table: its last column, after ``test acc``
+    (four decimals)."""
     lines = stdout.splitlines()
     header = next(line for line in lines if line.lstrip().startswith("engine"))
-    row = next(line for line in lines if line.lstrip().startswith(LABEL))
-    return row[header.index("to target"):].strip()
+    assert " ".join(header.split()).endswith("test acc to target"), stdout
+    row = next(line for line in lines[lines.index(header):] if line.lstrip().startswith(LABEL))
+    return re.fullmatch(r".* \d\.\d{4} +(.*)", row).group(1).strip()
 
 
 @pytest.fixture(scope="module")
