@@ -27,7 +27,8 @@ ENGINE_FIELDS = ("framework", "framework_version", "threads", "device", "blas", 
 # fingerprint values measured (or taken from the machine's peak cache) with their dates: they differ between
 # two runs on one machine without making their times incomparable
 MEASURED = ("cpu_gemm_peak_gflops", "cpu_gemm_peak", "device_gemm_peak")
-NOT_THE_EXPERIMENT = ("engines", "repeats", "timeout")  # spec fields that do not define the experiment
+# spec fields that do not define the experiment (none enters the spec hash)
+NOT_THE_EXPERIMENT = ("engines", "repeats", "timeout", "target_accuracy")
 COLUMNS = ["engine", "steady_a_s", "steady_b_s", "steady_ratio", "ratio_low", "ratio_high", "verdict",
            "test_accuracy_a", "test_accuracy_b", "test_accuracy_diff"]
 

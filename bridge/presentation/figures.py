@@ -20,6 +20,7 @@ from ..results.parity import PARITY_STEPS, TOLERANCE, rel_diff
 from ..results.store import read_frame
 from ..results.intervals import median_interval
 from ..results.summary import format_bytes, format_seconds
+from ..results.target import time_to_target
 
 SPLITS = ("train", "test")
 COLOURS = matplotlib.colormaps["tab10"].colors
@@ -147,19 +148,24 @@ def accuracy_figure(data: pd.DataFrame, about: str = "") -> Figure:
 
 # -- loss against wall-clock time ------------------------------------------------------------------------
 
-def loss_time_data(frame: pd.DataFrame) -> pd.DataFrame:
-    """Loss after each epoch against cumulative training seconds (sum of ``epoch_s`` up to and including
-    that epoch, evaluation excluded); both the median over repeats per engine, split and epoch."""
+def _against_time(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``metric`` after each epoch against cumulative training seconds (sum of ``epoch_s`` up to and
+    including that epoch, evaluation excluded); both the median over repeats per engine, split and epoch."""
     t = frame[frame.metric == "epoch_s"].sort_values(["label", "repeat", "epoch"])
-    losses = frame[(frame.metric == "loss") & frame.split.isin(SPLITS)]
-    if t.empty or losses.empty:
-        return _empty(["label", "legend", "order", "split", "epoch", "seconds", "loss", "repeats"])
+    values = frame[(frame.metric == metric) & frame.split.isin(SPLITS)]
+    if t.empty or values.empty:
+        return _empty(["label", "legend", "order", "split", "epoch", "seconds", metric, "repeats"])
     t = t.assign(seconds=t.groupby(["label", "repeat"]).value.cumsum())[["label", "repeat", "epoch", "seconds"]]
-    both = losses.merge(t, on=["label", "repeat", "epoch"])
+    both = values.merge(t, on=["label", "repeat", "epoch"])
     data = both.groupby(["label", "split", "epoch"]).agg(
-        seconds=("seconds", "median"), loss=("value", "median"), repeats=("value", "count")).reset_index()
+        seconds=("seconds", "median"), **{metric: ("value", "median")}, repeats=("value", "count")).reset_index()
     data["epoch"] = data["epoch"].astype(int)
     return _with_labels(data, frame).sort_values(["order", "split", "epoch"], ignore_index=True)
+
+
+def loss_time_data(frame: pd.DataFrame) -> pd.DataFrame:
+    """Loss after each epoch against cumulative training seconds, the median over repeats."""
+    return _against_time(frame, "loss")
 
 
 def loss_time_figure(data: pd.DataFrame, about: str = "") -> Figure:
@@ -179,6 +185,53 @@ def loss_time_figure(data: pd.DataFrame, about: str = "") -> Figure:
     _legend_below(fig, axes[0])
     _suptitle(fig, _title("Loss against wall-clock training time", about) + "\n"
                  "median over repeats; the first point includes tracing/compilation, evaluation is excluded")
+    return fig
+
+
+# -- accuracy against wall-clock time, and the time to the target accuracy -------------------------------
+
+def accuracy_time_data(frame: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy after each epoch against cumulative training seconds (as :func:`loss_time_data`), with
+    ``target`` (the target test accuracy, from the frame's ``target_accuracy``; NaN without one) and
+    ``at_target``: the test split's point at each engine's target epoch, where every repeat reached it
+    (:func:`bridge.results.target.time_to_target`, the summary's own)."""
+    data = _against_time(frame, "accuracy")
+    target = frame["target_accuracy"].iloc[0] if "target_accuracy" in frame and len(frame) else np.nan
+    target = float(target) if target is not None and np.isfinite(target) else np.nan
+    epochs = {label: time_to_target(g, target if np.isfinite(target) else None)["target_epoch"]
+              for label, g in frame.groupby("label", sort=False)}
+    data["target"] = target
+    data["at_target"] = [split == "test" and epochs.get(label) is not None and epoch == epochs[label]
+                         for label, split, epoch in zip(data.label, data.split, data.epoch)]
+    return data
+
+
+def accuracy_time_figure(data: pd.DataFrame, about: str = "") -> Figure:
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True, sharex=True)
+    target = float(data["target"].iloc[0]) if len(data) else np.nan
+    for ax, split in zip(axes, SPLITS):
+        for (order, legend), d in data[data.split == split].groupby(["order", "legend"], sort=True):
+            ax.plot(d.seconds, d.accuracy, label=legend, marker="o" if len(d) <= 20 else None, markersize=3,
+                    **_style(order))
+            hit = d[d.at_target.astype(bool)]
+            ax.plot(hit.seconds, hit.accuracy, linestyle="none", marker="*", markersize=13,
+                    markeredgecolor="black", color=_style(order)["color"])
+        ax.set_title(f"{split} split")
+        ax.set_xlabel("training time (seconds, cumulative over epochs)")
+        ax.grid(alpha=0.3, which="both")
+    if np.isfinite(target):
+        axes[1].axhline(target, color="black", linestyle=":", linewidth=1.2)
+        axes[1].annotate(f"target {target:g}", (0, target), xycoords=("axes fraction", "data"), xytext=(4, 3),
+                         textcoords="offset points", fontsize="small")
+    if len(data):
+        _log_if_wide(axes[0], data.seconds, "x")
+    axes[0].set_ylabel("accuracy (fraction correct)")
+    _legend_below(fig, axes[0])
+    mark = (f"dotted: the target test accuracy {target:g}; star: the time to it (the first epoch that reaches it)"
+            if np.isfinite(target) else "no target accuracy")
+    _suptitle(fig, _title("Accuracy against wall-clock training time", about) + "\n"
+                 f"median over repeats; the first point includes tracing/compilation; {mark}")
     return fig
 
 
@@ -358,6 +411,9 @@ FIGURES = {
     "accuracy": (accuracy_data, accuracy_figure, "Training and test accuracy after every epoch."),
     "loss_time": (loss_time_data, loss_time_figure,
                   "Loss against cumulative training seconds: what a user waits for a given loss."),
+    "accuracy_time": (accuracy_time_data, accuracy_time_figure,
+                      "Accuracy against cumulative training seconds, the target test accuracy (dotted) and each "
+                      "engine's time to it (star): what a user waits until the model is good enough."),
     "timing": (timing_data, timing_figure,
                "Time to the first epoch (tracing, compilation, JIT) and steady-state time per epoch."),
     "memory": (memory_data, memory_figure,

@@ -14,7 +14,7 @@ from ..results import parity
 from ..results.records import utc_display
 from ..results.store import read_summary
 from ..results.summary import (format_bytes, format_fraction, format_interval, format_machine, format_number,
-                               format_parity, format_rate, format_ratio, format_runs, format_seconds)
+                               format_parity, format_rate, format_ratio, format_runs, format_seconds, format_target)
 from . import figures, html
 
 def _field(key, fmt=str):
@@ -39,9 +39,10 @@ SUMMARY_COLUMNS = [("engine", "engine", _field("engine")), ("framework", "framew
                    ("rss_peak_bytes", "peak memory", _field("rss_peak_bytes", format_bytes)),
                    ("train_loss", "train loss", _field("train_loss", format_number)),
                    ("test_loss", "test loss", _field("test_loss", format_number)),
-                   ("test_accuracy", "test accuracy", _field("test_accuracy", format_number))]
+                   ("test_accuracy", "test accuracy", _field("test_accuracy", format_number)),
+                   ("time_to_target_s", "time to target", format_target)]
 
-TIME_COLUMNS = ("first_epoch_s", "steady_epoch_s", "examples_per_s", "gflops", "peak_fraction")
+TIME_COLUMNS = ("first_epoch_s", "steady_epoch_s", "examples_per_s", "gflops", "peak_fraction", "time_to_target_s")
 NOT_COMPARABLE = "not comparable"
 
 
@@ -81,6 +82,22 @@ def _timing(doc: dict) -> list[str]:
             f"steady epochs. <em>machine</em> is the cores other processes took (plus the hypervisor's steal) while "
             f"the run's epochs were timed; above {t['disturbed_cores']:g} the run is disturbed and its times are not "
             f"comparable.</p>"]
+
+
+def _target(doc: dict) -> list[str]:
+    """What the time to target is, and the target: its accuracy and where it comes from."""
+    t = doc.get("target")
+    if not t:
+        return []
+    e = html.escape
+    if t.get("accuracy") is None:
+        return [f"<p id='target'>Time to target: none measured, {e(str(t.get('source')))}.</p>"]
+    return [f"<p id='target'><em>Time to target</em>: the training seconds until the first epoch whose test "
+            f"accuracy reaches <strong>{e(format(t['accuracy'], 'g'))}</strong> ({e(str(t.get('source')))}; "
+            "<code>--target_accuracy</code> sets another, and a rerun into this folder recomputes it without "
+            "training again): the sum of that epoch's and every earlier epoch's time, the first epoch's "
+            "compilation included, evaluation excluded, with its 95% interval over repeats and the epoch "
+            "(counted from 0). With repeats, it is given only when every repeat reached the target.</p>"]
 
 
 def _speed(doc: dict) -> list[str]:
@@ -181,6 +198,7 @@ def render(doc: dict, images: dict[str, bytes], title: str = "") -> str:
               f"that rate as a fraction of {e(_peak_sentence(doc))}, the peak resident memory of the worker's process "
               "tree while training (the memory figure has the rest), and the final loss and accuracy.</p>",
               html.table([h for _, h, _ in SUMMARY_COLUMNS], summary_rows(doc), "summary")]
+    parts += _target(doc)
     parts += _timing(doc)
     parts += _speed(doc)
     parts += _parity(doc)

@@ -150,7 +150,8 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
     parity_ = parity.engine_parity(frame, spec.model, spec.optimizer, runs)
     peak, source = _peak(env)
     work = {**epoch_work(plan, peak), "peak_source": source}
-    summary = summarise(frame, outcomes, parity_, work)
+    target, target_source = spec.target()
+    summary = summarise(frame, outcomes, parity_, work, target)
     ran_now = {o.run.label for o in outcomes if all(o is not k for k in kept)}
     summary["kept"] = [label not in ran_now for label in summary.get("engine", [])]  # all from an earlier run
     checksums = _checksum_table(outcomes)
@@ -195,6 +196,7 @@ def write(spec, plan, outcomes: list, out: Path, environment: dict, adaptive: di
                    "disturbed_cores": DISTURBED_CORES, "unstable_width": UNSTABLE_WIDTH,
                    "min_steady_epochs": MIN_STEADY_EPOCHS, "noise": NOISE, "adaptive": adaptive},
         "speed": (speed := speed_ratios(frame, summary.to_dict("records"))),
+        "target": {"accuracy": target, "source": target_source, "split": "test"},
         "batches_identical": not any(o.status == "mismatch" for o in outcomes) and len(checksums) > 0,
         "parity": {"steps": parity.PARITY_STEPS[spec.model], "tolerance": parity.TOLERANCE[spec.optimizer],
                    "runs": parity_},
@@ -259,9 +261,9 @@ def _upgrade(doc: dict) -> dict:
 
 
 def read_frame(folder: Path) -> pd.DataFrame:
-    """``results.csv`` of a results folder, with ``label`` (engine/mode), ``legend`` and ``compared_with``
+    """``results.csv`` of a results folder, with ``label`` (engine/mode), ``legend``, ``compared_with``
     (the reference run each run's parity is measured against, from summary.json; :mod:`bridge.parity`)
-    columns added."""
+    and ``target_accuracy`` (summary.json's target; NaN without one) columns added."""
     folder = Path(folder)
     frame = pd.read_csv(folder / "results.csv", dtype={c: str for c in TEXT_COLUMNS})
     frame = frame.astype({c: t for c, t in INTEGER_COLUMNS.items() if c in frame})  # format 1 wrote 3.0
@@ -271,8 +273,10 @@ def read_frame(folder: Path) -> pd.DataFrame:
     framework = (frame["framework"] + " " + frame["framework_version"]).str.strip()
     frame["legend"] = [f"{lab} ({fw})" if fw else lab for lab, fw in zip(frame["label"], framework)]
     try:
-        runs = json.loads((folder / "summary.json").read_text()).get("semantics", {}).get("maxpool_gradient", {})
+        doc = json.loads((folder / "summary.json").read_text())
     except (OSError, ValueError):  # the figures need only results.csv
-        runs = {}
+        doc = {}
+    runs = doc.get("semantics", {}).get("maxpool_gradient", {})
     frame["compared_with"] = [runs.get(lab, {}).get("compared_with", "") or "" for lab in frame["label"]]
+    frame["target_accuracy"] = float((doc.get("target") or {}).get("accuracy") or np.nan)
     return frame

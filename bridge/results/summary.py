@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..experiment import models
 from . import parity
+from .target import time_to_target
 from .timing import NOISE, timing
 
 
@@ -39,7 +40,7 @@ def epoch_work(plan, peak_gflops: float | None) -> dict:
 
 
 def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
-              work: dict | None = None) -> pd.DataFrame:
+              work: dict | None = None, target: float | None = None) -> pd.DataFrame:
     """Per engine and mode, over repeats: medians of time to first epoch and of the steady-state epoch
     time (median of epochs after the first), with their intervals and what the machine was doing
     (:func:`bridge.results.timing.timing`), and the final train/test loss and accuracy.
@@ -48,7 +49,8 @@ def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
     keeps its row and status here (and its values in results.csv, to look into), but its times, losses
     and accuracies are left out of the medians; an engine whose every repeat mismatched shows none. A
     ``diverged`` repeat counts: its non-finite values are the result. ``parity_`` (label -> entry of
-    :func:`bridge.results.parity.engine_parity`) gives each row its parity role, largest difference and verdict.
+    :func:`bridge.results.parity.engine_parity`) gives each row its parity role, largest difference and verdict;
+    ``target`` (a test accuracy) its time to target (:func:`bridge.results.target.time_to_target`).
 
     Every value is data (counts, seconds, booleans, one of a few words); how a table shows it is the
     formatters' below, at display only."""
@@ -86,8 +88,12 @@ def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
             "test_accuracy": final("test", "accuracy"),
             **{k: v for k, v in times.items() if k not in ("first_epoch_s", "steady_epoch_s")},
             **memory_measures(f),
+            **time_to_target(f, target, compared),
         })
-    return pd.DataFrame(records)
+    summary = pd.DataFrame(records)
+    if "target_epoch" in summary:  # an epoch, or null where not reached: never 3.0
+        summary["target_epoch"] = summary["target_epoch"].astype("Int64")
+    return summary
 
 
 def memory_measures(frame: pd.DataFrame) -> dict:
@@ -159,6 +165,19 @@ def format_interval(point, low, high) -> str:
     if _missing(point) or _missing(low) or _missing(high) or not point:
         return format_seconds(point)
     return f"{format_seconds(point)} ({(low - point) / point:+.0%}, {(high - point) / point:+.0%})"
+
+
+def format_target(rec: dict) -> str:
+    """Time to the target accuracy from a summary row: ``1.23 s (ep 3)`` (epoch counted from 0), with the
+    interval over repeats ``1.23 s (-3%, +5%) (ep 3)``; else why there is none: ``not reached in 5 epochs``,
+    ``reached in 2 of 3 repeats``, ``no target``; ``-`` in a row written before it was measured."""
+    reason = rec.get("target_reason")
+    if not isinstance(reason, str):
+        return "-"
+    if reason or _missing(rec.get("time_to_target_s")):
+        return reason or "-"
+    cell = format_interval(rec["time_to_target_s"], rec.get("time_to_target_s_low"), rec.get("time_to_target_s_high"))
+    return f"{cell} (ep {rec['target_epoch']})"
 
 
 def format_machine(others, disturbed) -> str:
@@ -267,6 +286,7 @@ def format_table(summary: pd.DataFrame, adaptive: dict | None = None, width: int
         "train loss": [format_number(r["train_loss"]) for r in rows],
         "test loss": [format_number(r["test_loss"]) for r in rows],
         "test acc": [format_number(r["test_accuracy"]) for r in rows]})
+    show["to target"] = [format_target(r) for r in rows]  # left out at narrow width (not ESSENTIAL)
     if adaptive:  # --repeats auto: the width each engine reached against the target
         show.insert(4, "precision", [precision_cell(adaptive, r["engine"]) for r in rows])
     text = show.to_string(index=False)

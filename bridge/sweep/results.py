@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..files import atomic_write
 from ..results import store
+from ..results.target import reached
 from ..results.summary import epoch_times, format_interval, format_number, format_rate, throughput
 from ..results.timing import DISTURBED_CORES
 from .grid import Point, shown
@@ -27,13 +28,14 @@ FORMAT = 1
 COLUMNS = ["point", "engine", "repeat", "status", "parity_max_rel_diff", "parity_pass", "first_epoch_s",
            "steady_epoch_s", "steady_epoch_s_low", "steady_epoch_s_high", "examples_per_s",
            "first_epoch_examples_per_s", "gflops", "peak_fraction", "examples_per_s_low", "examples_per_s_high",
-           "others_cores", "disturbed", "unstable", "test_accuracy", "rss_peak_bytes", "parameters",
-           "forward_flops_per_example", "worker", "attempts", "error"]
+           "others_cores", "disturbed", "unstable", "test_accuracy", "rss_peak_bytes", "target_accuracy",
+           "time_to_target_s", "target_epoch", "parameters", "forward_flops_per_example", "worker", "attempts", "error"]
 """One row per point × engine run × repeat; ``steady_epoch_s_low``/``_high`` and
 ``examples_per_s_low``/``_high`` (the engine's 95% intervals at the point, over its repeats), ``unstable``
 and ``disturbed`` (this repeat: others took more than :data:`bridge.results.timing.DISTURBED_CORES`
 cores) as the point's own summary says; ``rss_peak_bytes``: this repeat's peak resident memory while training
-(:mod:`bridge.proctree`)."""
+(:mod:`bridge.proctree`); ``time_to_target_s`` and ``target_epoch``: this repeat's time to the point's
+``target_accuracy`` and the epoch that reached it (empty where it did not: :func:`bridge.results.target.reached`)."""
 
 
 def point_folder(out: Path, point: Point) -> Path:
@@ -77,9 +79,12 @@ def point_rows(point: Point, folder: Path, worker: str = "", attempts: int = 0) 
              .groupby(["engine", "mode", "repeat"]).value.first())
     runs = (doc.get("parity") or {}).get("runs", {})
     summary = {r["engine"]: r for r in doc.get("summary", [])}
+    target = (doc.get("target") or {}).get("accuracy")  # none in a point written before targets
+    to_target = reached(frame, target)
     rows = []
     for run in doc.get("engines", []):
         label, repeat = f"{run['engine']}/{run['mode']}", run["repeat"]
+        hit = to_target.get((run["engine"], run["mode"], repeat), (0, None, np.nan))  # (epochs, epoch, seconds)
         t = times[(times.engine == run["engine"]) & (times["mode"] == run["mode"]) & (times.repeat == repeat)]
         first = float(t.first_epoch_s.iloc[0]) if len(t) else np.nan
         steady = float(t.steady_epoch_s.iloc[0]) if len(t) else np.nan
@@ -98,6 +103,8 @@ def point_rows(point: Point, folder: Path, worker: str = "", attempts: int = 0) 
                      "unstable": bool(summary.get(label, {}).get("unstable", False)),
                      "test_accuracy": accuracy.get((run["engine"], run["mode"], repeat), np.nan),
                      "rss_peak_bytes": peaks.get((run["engine"], run["mode"], repeat), np.nan),
+                     "target_accuracy": np.nan if target is None else target,
+                     "time_to_target_s": hit[2], "target_epoch": hit[1],
                      "parameters": work.get("parameters"),
                      "forward_flops_per_example": work.get("forward_flops_per_example"),
                      "worker": worker, "attempts": attempts,
@@ -113,7 +120,7 @@ def error_rows(point: Point, error: str, worker: str = "", attempts: int = 0) ->
 def table(rows: list[dict], axes: list[str]) -> pd.DataFrame:
     """sweep.csv's frame: :data:`COLUMNS` with the grid's fields after ``point``."""
     columns = COLUMNS[:1] + axes + COLUMNS[1:]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns).astype({"target_epoch": "Int64"})  # an epoch, or empty
 
 
 def format_points(frame: pd.DataFrame, axes: list[str]) -> str:

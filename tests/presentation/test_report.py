@@ -25,7 +25,7 @@ from bridge.results.store import read_frame
 from bridge.results.summary import format_rate, format_seconds
 from bridge.running import runner
 from tests.support import ROOT
-NAMES = ["loss", "accuracy", "loss_time", "timing", "memory", "parity"]
+NAMES = ["loss", "accuracy", "loss_time", "accuracy_time", "timing", "memory", "parity"]
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,8 @@ def test_report_holds_summary_figures_spec_environment_and_warnings(failing_dir)
     for row in report.summary_rows(doc):
         assert "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" in page
     written = sorted(p.stem for p in (failing_dir / "figures").glob("*.png"))
-    assert written == sorted(["loss", "accuracy", "loss_time", "timing", "memory"])  # no parity without a second engine
+    # no parity without a second engine
+    assert written == sorted(["loss", "accuracy", "loss_time", "accuracy_time", "timing", "memory"])
     assert page.count("<img src='data:image/png;base64,") == len(written)
     for key in ("dataset", "model", "hidden", "optimizer", "beta_1", "learning_rate", "batch_size", "epochs"):
         assert f"<td>{key}</td>" in page, key

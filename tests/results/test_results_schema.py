@@ -16,7 +16,7 @@ import pytest
 from bridge.experiment.plan import open_plan
 from bridge.experiment.spec import Spec
 from bridge.results import store as results
-from bridge.results.summary import format_bytes, format_fraction, format_rate
+from bridge.results.summary import format_bytes, format_fraction, format_rate, format_target
 from tests.doubles import fixed_logits_engine as fixed
 from tests.support import run_compare
 
@@ -196,11 +196,11 @@ def test_the_printed_table_shows_results_csv_s_summary(run, engine):
     tail = (f"ok {REPEATS}/{REPEATS} {parity} {_time(s['first_epoch_s'])} {steady} "
             f"{format_rate(row['examples_per_s'])} {format_fraction(row['peak_fraction'])} {machine} "
             f"{format_bytes(row['rss_peak_bytes'])} "
-            f"{s['train_loss']:.4f} {s['test_loss']:.4f} {s['test_accuracy']:.4f}")
+            f"{s['train_loss']:.4f} {s['test_loss']:.4f} {s['test_accuracy']:.4f} {format_target(row)}")
     assert lines[0].endswith(tail), (lines[0], tail)
     header = " ".join(stdout.splitlines()[0].split())
     assert header.endswith("parity first epoch steady epoch (95%) examples/s of peak machine peak memory train loss "
-                           "test loss test acc")
+                           "test loss test acc to target")
 
 
 def test_summary_json_engines_and_checksums(run):
