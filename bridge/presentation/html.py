@@ -20,6 +20,7 @@ table { border-collapse: collapse; margin: .6em 0; font-size: .92em; }
 th, td { border: 1px solid #ccc; padding: .3em .5em; text-align: left; vertical-align: top; }
 table.pairs td + td { overflow-wrap: anywhere; }  /* long paths and settings wrap; field names do not */
 th { background: #f1f3f5; } tbody tr:nth-child(even) { background: #fafafa; }
+table.summary { font-size: .84em; }  /* its 16 columns fit the page */
 table.summary td { text-align: right; font-variant-numeric: tabular-nums; }
 table.summary td:nth-child(-n+5) { text-align: left; }
 .scroll { overflow-x: auto; }

@@ -100,7 +100,8 @@ def test_compare_quiet_prints_no_progress_and_no_report_skips_it(tmp_path):
     assert "repeat" not in proc.stdout and "epoch 3/3" not in proc.stdout and not ANSI.search(proc.stdout)
     assert proc.stdout.splitlines()[0].split() == ["engine", "framework", "status", "runs", "parity", "first", "epoch",
                                                    "steady", "epoch", "(95%)", "examples/s", "of", "peak", "machine",
-                                                   "peak", "memory", "train", "loss", "test", "loss", "test", "acc"]
+                                                   "peak", "memory", "train", "loss", "test", "loss", "test", "acc", "to",
+                                                   "target"]
     # --quiet keeps only the lines about a machine busy with other work (true when it is, and not
     # what this test is about)
     assert [line for line in proc.stderr.splitlines() if "disturbed" not in line] == [], proc.stderr
