@@ -28,6 +28,7 @@ from bridge.results.summary import epoch_times, format_interval
 from bridge.running import selection
 from bridge.sweep import grid
 from bridge.sweep.cluster import RESOURCE
+from bridge.sweep import report as sweep_report
 from bridge.sweep import results as sweepresults
 from bridge.experiment.spec import from_mapping, toml_values
 
@@ -175,7 +176,7 @@ def test_the_sweep_report_renders_in_headless_chromium(embedded, tmp_path):
     out, proc, engines = embedded
     page = (out / "report.html").read_text()
     assert "<script" not in page and "http" not in page.replace("http-equiv", "")
-    for name in ("throughput", "gflops", "peak", "steady", "first_epoch"):
+    for name in sweep_report.FIGURES:  # throughput, gflops, peak, steady, first_epoch, memory
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -183,7 +184,7 @@ def test_the_sweep_report_renders_in_headless_chromium(embedded, tmp_path):
     dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
                           "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr
-    assert dom.stdout.count("data:image/png;base64,") == 5
+    assert dom.stdout.count("data:image/png;base64,") == len(sweep_report.FIGURES) == 6
     assert "id=\"crossings\"" in dom.stdout and "Where the engines cross" in dom.stdout
     assert "reference/float64 vs keras/fit" in dom.stdout or "keras/fit vs reference/float64" in dom.stdout
 
