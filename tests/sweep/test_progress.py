@@ -20,12 +20,17 @@ def test_nothing_is_estimated_before_a_point_finishes_or_trains_an_epoch():
     assert left.left(5.0) is None
 
 
+def running(left: Remaining, key: str, t: float, worker: str, epochs: int, runs: int, done: int = 0) -> Remaining:
+    """Point ``key`` started at ``t`` on ``worker``, planned, with ``done`` epochs of :data:`RUN` trained."""
+    left.start(key, t, worker)
+    left.plan(key, epochs=epochs, runs=runs)
+    for epoch in range(done):
+        left.epoch(key, RUN, epoch)
+    return left
+
+
 def test_before_any_point_finished_the_running_point_s_own_pace_counts():
-    left = Remaining(3)
-    left.start("a", 0.0, "w0")
-    left.plan("a", epochs=10, runs=1)
-    for epoch in range(2):
-        left.epoch("a", RUN, epoch)
+    left = running(Remaining(3), "a", 0.0, "w0", epochs=10, runs=1, done=2)
     # 2 of 10 epochs in 4 s: 20 s a point; 16 s left of this one and 20 s for each of the other two
     assert left.left(4.0) == pytest.approx(16 + 2 * 20)
 
@@ -56,21 +61,14 @@ def test_an_engine_run_that_ended_early_counts_whole():
     left.start("a", 0.0, "w0")
     left.plan("a", epochs=10, runs=2)
     left.finish("a", 10.0)
-    left.start("b", 10.0, "w0")
-    left.plan("b", epochs=10, runs=2)
-    for epoch in range(3):
-        left.epoch("b", RUN, epoch)
+    running(left, "b", 10.0, "w0", epochs=10, runs=2, done=3)
     left.run_ended("b", RUN)  # diverged after 3 epochs
     assert left.fraction("b") == pytest.approx(0.5)
     assert left.left(12.0) == pytest.approx(5.0)
 
 
 def test_a_point_started_again_after_its_worker_was_lost_starts_over():
-    left = Remaining(1)
-    left.start("a", 0.0, "w0")
-    left.plan("a", epochs=4, runs=1)
-    for epoch in range(3):
-        left.epoch("a", RUN, epoch)
+    left = running(Remaining(1), "a", 0.0, "w0", epochs=4, runs=1, done=3)
     assert left.fraction("a") == pytest.approx(0.75)
     left.start("a", 8.0, "w1")
     assert left.fraction("a") == 0.0
