@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # Signals are handled over the whole command, not only the run: a Ctrl-C while the spec is read or the
     # report drawn exits the same way, with one line and no traceback, and a second one exits at once.
-    with stop_on_signals():
+    with stop_on_signals(resume=_resume_command(argv)):
         try:
             return _main(argv)
         except Interrupted as e:  # outside the run: whatever was written stays written

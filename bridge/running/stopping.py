@@ -1,9 +1,12 @@
 """Stopping on a signal: the first SIGINT (Ctrl-C) or SIGTERM (a scheduler) stops the running worker and
-the run, and what finished is still written; a second one exits at once.
+the run, and what finished is still written; a second one exits at once, and so does a command still
+running :data:`STOP_GRACE_S` seconds after the first (code that swallowed the signal, a library that
+does not close: a stop is never left waiting on them).
 
 One state per process, as signals are. :func:`bridge.running.runner.run` and the commands
 (``bridge.compare``, ``bridge.sweep``) enter :func:`stop_on_signals`; the runner reports every worker it
-starts (:func:`worker_started`) so that a signal can kill its whole process group.
+starts (:func:`worker_started`) so that a signal can kill its whole process group. A command whose
+threads may outlive it (Dask's) bounds its interpreter's exit too: :func:`exit_within`.
 """
 from __future__ import annotations
 
@@ -17,6 +20,27 @@ from contextlib import contextmanager
 from ..cli import signal_exit_code
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_GRACE_S = 60.0
+"""Seconds a command may go on after the first signal (writing what finished, drawing the report, closing
+Dask) before it stops at once as on a second signal (``$BRIDGE_STOP_GRACE_S``)."""
+
+
+def stop_grace_s() -> float:
+    """:data:`STOP_GRACE_S`, or ``$BRIDGE_STOP_GRACE_S`` when set to a number of seconds greater than 0."""
+    try:
+        given = float(os.environ.get("BRIDGE_STOP_GRACE_S", ""))
+    except ValueError:
+        return STOP_GRACE_S
+    return given if given > 0 else STOP_GRACE_S
+
+
+def _leave(code: int, line: str) -> None:
+    """Exit this process now with ``code``, after one line on stderr (and the cursor the live progress
+    display hid shown again): no handler, no thread, no ``atexit`` function runs any more."""
+    if sys.stdout.isatty():
+        os.write(1, b"\x1b[?25h\n")
+    os.write(2, (line + "\n").encode())
+    os._exit(code)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -48,6 +72,8 @@ class _Stop:
         self.results = None  # the results written last, for an Interrupted raised by the handler
         self.workers: list[subprocess.Popen] = []  # each leads its own process group
         self.previous: dict = {}
+        self.resume: str | None = None  # the command that resumes this one, for the line of a stop at once
+        self.grace: threading.Timer | None = None  # armed by the first signal
 
     def kill_workers(self) -> None:
         for proc in self.workers:
@@ -57,16 +83,22 @@ class _Stop:
                 except (ProcessLookupError, PermissionError):
                     pass
 
+    def stop_now(self, signum: int, why: str) -> None:
+        """Stop at once, whatever runs: the workers' process groups killed, one line, exit 128 + ``signum``."""
+        self.kill_workers()
+        kept = "files written before are kept" + (f"; resume with: {self.resume}" if self.resume else "")
+        _leave(signal_exit_code(signum), f"bridge: {why}, stopped at once; {kept}")
+
     def handle(self, signum, frame) -> None:
         if self.signum is not None:  # a second signal while cleaning up after the first: go now
-            self.kill_workers()
-            if sys.stdout.isatty():
-                os.write(1, b"\x1b[?25h\n")  # the live progress display hides the cursor
-            os.write(2, f"bridge: {signal.Signals(signum).name} again, stopped at once; files written before "
-                        "are kept\n".encode())
-            os._exit(signal_exit_code(signum))
+            self.stop_now(signum, f"{signal.Signals(signum).name} again")
         self.signum = signum
         self.kill_workers()
+        grace = stop_grace_s()
+        self.grace = threading.Timer(grace, self.stop_now, (signum, f"still running {grace:g} s after "
+                                     f"{signal.Signals(signum).name} (waiting longer: $BRIDGE_STOP_GRACE_S)"))
+        self.grace.daemon = True
+        self.grace.start()
         if not self.defer:
             raise Interrupted(signum, self.results)
 
@@ -85,15 +117,18 @@ _STOP = _Stop()
 
 
 @contextmanager
-def stop_on_signals():
+def stop_on_signals(resume: str | None = None):
     """While inside, the first SIGINT or SIGTERM kills the running worker's process group and stops the run:
     :func:`bridge.running.runner.run` writes what finished and raises :class:`Interrupted`; anywhere else
     the handler raises it at once. A second one exits the process at once (128 + signal number), without a
-    traceback. Nested uses share one state. Handlers go in only in the main thread (Python allows no
-    other), and a signal ignored on entry (``nohup``, a background job) stays ignored."""
+    traceback, as does the process still inside :func:`stop_grace_s` seconds after the first; that line
+    ends with ``resume`` (the command that resumes this one) where given. Nested uses share one state (the
+    outermost's ``resume``). Handlers go in only in the main thread (Python allows no other), and a signal
+    ignored on entry (``nohup``, a background job) stays ignored."""
     stop = _STOP
     if stop.depth == 0:
         stop.signum, stop.results, stop.workers, stop.previous = None, None, [], {}
+        stop.resume, stop.grace = resume, None
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 previous = signal.getsignal(sig)
@@ -109,6 +144,8 @@ def stop_on_signals():
             for sig, previous in stop.previous.items():
                 signal.signal(sig, previous)
             stop.previous = {}
+            if stop.grace is not None:  # stopped in time: the caller goes on (a test, the Python API)
+                stop.grace.cancel()
 
 
 def worker_started(proc: subprocess.Popen) -> None:
@@ -118,3 +155,15 @@ def worker_started(proc: subprocess.Popen) -> None:
         stop.workers = [p for p in stop.workers if p.returncode is None] + [proc]
         if stop.signum is not None:  # the signal came while it was starting
             stop.kill_workers()
+
+
+def exit_within(seconds: float, code: int, command: str) -> None:
+    """Bound this process's exit, from the end of ``command``'s main to the end of the interpreter: should
+    Python wait longer than ``seconds`` there (joining a library's thread, an ``atexit`` function waiting
+    on a process), exit with ``code`` at once, saying so. Only for a command's ``__main__``, just before
+    ``sys.exit(code)``: the timer is a daemon thread that nothing cancels."""
+    timer = threading.Timer(seconds, _leave, (code, f"{command}: Python's exit still waited {seconds:g} s after "
+                                              "the command ended (on a library's threads or processes); "
+                                              "exited without them; what was written is kept"))
+    timer.daemon = True
+    timer.start()

@@ -19,8 +19,9 @@ Faults. A point whose results exist in OUT with the same spec, engines and repea
 runs it again). A point that raises is a row with its error and the others go on; a worker lost in the
 middle of a point (killed, out of memory, its node gone) makes the scheduler run that point again on
 another worker (the embedded cluster allows one retry, an existing one its own ``allowed-failures``); the
-``attempts`` column counts the starts. Ctrl-C or SIGTERM stops the sweep: finished points stay in OUT,
-sweep.csv and the report are written for them, and the same command resumes with the missing points. A
+``attempts`` column counts the starts. Ctrl-C or SIGTERM stops the sweep: finished points stay in OUT
+(sweep.csv is rewritten as each point ends), the report is drawn for them, and the same command resumes
+with the missing points; a sweep still running 60 s after the signal (Dask not closing) stops at once. A
 scheduler that does not answer, or whose workers offer no ``bridge`` slot, is bad input: it is checked
 before anything is written. Dask's own log lines go to ``OUT/dask.log`` (``--verbose``: the terminal).
 
@@ -149,19 +150,27 @@ def _run(args, argv, out: Path, axes: dict, pts: list[Point], done: list[Point],
               + (f"; {len(done)} finished earlier, kept" if done else ""), flush=True)
     rows = {p.key: point_rows(p, point_folder(out, p)) for p in done}
 
+    def current():
+        """sweep.csv's frame of the points finished so far, in grid order."""
+        return table([r for p in pts if p.key in rows for r in rows[p.key]], list(axes))
+
     def on_result(point: Point, got: dict) -> None:
-        """Write a finished point's results at once, so an interrupted sweep keeps them."""
+        """Write a finished point's results, and sweep.csv with them, before its line: whatever stops the
+        sweep next (a signal, a Dask that does not close, a killed process), they are kept."""
         attempts = progress.attempts.get(point.key, 1)
         if "error" in got:
             rows[point.key] = error_rows(point, got["error"], got["worker"], attempts)
-            progress.finished(point, f"failed: {got['error']}")
-            return
-        rows[point.key] = point_rows(point, write_point(out, point, got["files"]), got["worker"], attempts)
-        bad = [r for r in rows[point.key] if r["status"] != "ok"]
-        progress.finished(point, "done" if not bad else f"done, {len(bad)} engine run(s) not ok")
+            status = f"failed: {got['error']}"
+        else:
+            rows[point.key] = point_rows(point, write_point(out, point, got["files"]), got["worker"], attempts)
+            bad = [r for r in rows[point.key] if r["status"] != "ok"]
+            status = "done" if not bad else f"done, {len(bad)} engine run(s) not ok"
+        write_table(out, current())
+        progress.finished(point, status)
 
+    resume = shlex.join(["python", "-m", COMMAND, *(a for a in argv if a != "--fresh")])
     stopped = embedded = None
-    with stop_on_signals():
+    with stop_on_signals(resume=resume):
         try:
             if todo:
                 if client is None:
@@ -178,7 +187,7 @@ def _run(args, argv, out: Path, axes: dict, pts: list[Point], done: list[Point],
                 embedded.close()
             elif client is not None:
                 client.close()
-    frame = table([r for p in pts if p.key in rows for r in rows[p.key]], list(axes))
+    frame = current()
     write_table(out, frame)
     if not args.no_report and len(frame):
         try:
@@ -193,7 +202,6 @@ def _run(args, argv, out: Path, axes: dict, pts: list[Point], done: list[Point],
         print(format_points(frame, list(axes)), flush=True)
     if stopped is not None:
         name, code = (stopped.signal_name, stopped.exit_code) if isinstance(stopped, Interrupted) else ("SIGINT", 130)
-        resume = shlex.join(["python", "-m", COMMAND, *(a for a in argv if a != "--fresh")])
         print(f"{COMMAND}: stopped by {name}; {len(rows)} of {len(pts)} points kept in {out}/ (sweep.csv); "
               f"resume with: {resume}", file=sys.stderr)
         return code

@@ -235,7 +235,8 @@ def test_a_second_ctrl_c_during_the_clean_up_exits_at_once(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr, stderr
-    assert said(stderr) == ["bridge: SIGINT again, stopped at once; files written before are kept"]
+    assert said(stderr) == ["bridge: SIGINT again, stopped at once; files written before are kept; resume with: "
+                            f"python -m bridge.compare --engines {ENGINES} --epochs 4 --out {out}"]
     assert statuses(out) == {"float64": "ok", "slow": "interrupted"}
     assert workers_left(out) == []
 

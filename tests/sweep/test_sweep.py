@@ -356,23 +356,47 @@ def test_a_worker_killed_mid_sweep_has_its_point_retried_elsewhere(cluster, tmp_
 
 # --- Ctrl-C and resume ------------------------------------------------------------------------------------------
 
+def communicate_or_show_where(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """``proc.communicate()``; should it not end within ``timeout``, fail with where it waits: its threads'
+    stacks (Python's faulthandler, ``-X faulthandler``, prints them on SIGABRT) and the processes that
+    still run (any of which may hold its output open)."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        running = subprocess.run(["ps", "-eo", "pid,ppid,stat,etime,args"], capture_output=True, text=True).stdout
+        running = "\n".join(line for line in running.splitlines() if "python" in line or "PID" in line)
+        proc.send_signal(signal.SIGABRT)
+        try:
+            stdout, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # its output is held open by a process it started
+            proc.kill()
+            stdout, stderr = "", "(nothing more: its output stayed open after SIGABRT)"
+        pytest.fail(f"still running {timeout} s after the signal\nprocesses then:\n{running}\n"
+                    f"stdout:\n{stdout[-3000:]}\nstderr (with every thread's stack):\n{stderr[-12000:]}")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_sweep_keeps_its_finished_points_and_resumes_with_the_rest(tmp_path, sig):
     """Ctrl-C, or SIGTERM as a scheduler sends it: the finished points are kept, exit 128 + the signal."""
     out = tmp_path / "sweep"
     args = ["--dataset", "iris", "--epochs", "300", "--engines", "reference", "--grid", "batch_size=8,16,32",
             "--out", str(out), "--no-report"]
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.sweep", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "bridge.sweep", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stdout:
         lines.append(line)
         if " done" in line and "point " in line:
+            said = line.split("point ", 1)[1].rsplit(" done", 1)[0]  # batch_size=8
+            written = {f"batch_size={b}" for b in sweepresults.read_table(out)[0].batch_size}  # before its line
             proc.send_signal(sig)
             break
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, stderr = communicate_or_show_where(proc, timeout=120)
+    assert written == {said}, (written, said)
     assert proc.returncode == 128 + sig, "".join(lines) + stdout + stderr
-    assert f"stopped by {signal.Signals(sig).name}" in stderr and "resume with: python -m bridge.sweep" in stderr
+    # the sweep stops by itself, or, should Dask not close, bridge stops it at the grace's end
+    assert f"stopped by {signal.Signals(sig).name}" in stderr or "stopped at once" in stderr, stderr
+    assert "resume with: python -m bridge.sweep" in stderr
     assert not [line for line in stderr.splitlines() if "distributed." in line], stderr
     assert "distributed.nanny" in (out / "dask.log").read_text()
     frame, _ = sweepresults.read_table(out)
