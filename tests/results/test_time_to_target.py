@@ -94,12 +94,12 @@ def test_the_default_target_is_the_data_set_s_and_model_s_and_summary_json_says_
         assert Spec(dataset=dataset, model=model).target() == (accuracy, f"default for {dataset} {model}")
         assert Spec(dataset=dataset, model=model, target_accuracy=0.5).target() == (0.5, "given")
     assert (TARGET_ACCURACY["iris", "mlp"], TARGET_ACCURACY["fashion-mnist", "mlp"],
-            TARGET_ACCURACY["fashion-mnist", "cnn"]) == (0.9, 0.86, 0.88)
+            TARGET_ACCURACY["fashion-mnist", "cnn"]) == (0.9, 0.86, 0.885)
     value, why = Spec(dataset="synthetic").target()
     assert value is None and "random labels" in why and "--target_accuracy" in why
     # a spec.toml written before the field existed reads as the default
     old = from_mapping({"dataset": "fashion-mnist", "model": "cnn"})
-    assert old.target() == (0.88, "default for fashion-mnist cnn")
+    assert old.target() == (0.885, "default for fashion-mnist cnn")
 
 
 def test_the_report_states_the_target_and_marks_the_time_to_it_on_the_accuracy_against_time_figure(one):
