@@ -25,9 +25,10 @@ after the thread and device settings are in the environment:
 
 Optional, also at module level:
 
-``unavailable_reason() -> str | None``
-    why the engine cannot run here beyond a missing ``REQUIRES`` module, with the fix (the Julia engines:
-    no Julia set up)
+``unavailable_reason(device) -> str | None``
+    why the engine cannot run here on ``device`` (``"cpu"`` or ``"cuda"``) beyond a missing ``REQUIRES``
+    module, with the fix (the Julia engines: no Julia set up; knet: a GPU its CUDA.jl cannot generate
+    code for)
 ``maxpool_gradient(mode, device) -> str``
     the max-pool gradient rule the engine follows (a key of :data:`bridge.experiment.semantics.RULES`;
     ``"exact"`` when not defined)

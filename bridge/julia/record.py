@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .. import gpus
 from ..files import atomic_write
 from .boundary import JULIACALL_VERSION, PACKAGES
 
@@ -31,6 +32,12 @@ JULIAUP_CHANNEL = {"flux": "1.10", "knet": "1.9"}
 UUIDS = {"PythonCall": "6099a3de-0909-46bc-b1f4-468b9a2dfc0d", "CUDA": "052768ef-5323-5732-b1bb-66c8b64840ba",
          "cuDNN": "02a925ec-e4fe-4b08-9a7e-0d78e3d38ccd"}
 PYTHON_MAX = (3, 14)  # juliacall 0.9.28 serves Python below this
+# Knet 1.4.10 admits only CUDA.jl 3.x; CUDA.jl 3.13.1 knows compute capabilities up to 8.6/8.7
+# (deps/compatibility.jl), compiles its kernels with ptxas to sm_86 cubins and loads them as they are
+# (src/compiler/execution.jl), and a cubin loads only on its own major capability: on 9.0 and later
+# (H100, H200) the first kernel fails with CUDA_ERROR_NO_BINARY_FOR_GPU. BridgeKnet's select_device
+# checks the same bound (julia/BridgeKnet/src/engine.jl, KNET_CAPABILITY_BELOW).
+KNET_CAPABILITY_BELOW = (9, 0)
 PROBE = 'print(VERSION, "\\n", joinpath(Sys.BINDIR, Base.julia_exename()))'
 
 
@@ -96,8 +103,8 @@ def python_reason(engine: str) -> str | None:
     return None
 
 
-def unavailable_reason(engine: str) -> str | None:
-    """Why ``engine`` (flux or knet) cannot run here, naming the fix; None when it can."""
+def unavailable_reason(engine: str, device: str = "cpu") -> str | None:
+    """Why ``engine`` (flux or knet) cannot run here on ``device``, naming the fix; None when it can."""
     reason = python_reason(engine)
     if reason:
         return reason
@@ -117,4 +124,22 @@ def unavailable_reason(engine: str) -> str | None:
     if entry.get("package") != str(package):
         return (f"{engine} was set up for the Julia package at {entry.get('package')}, but this bridge has it at "
                 f"{package}; run: {SETUP}")
+    return device_reason(engine, entry, device)
+
+
+def device_reason(engine: str, entry: dict, device: str) -> str | None:
+    """Why ``engine``, set up as ``entry``, cannot run on ``device`` here; None when it can (or when the
+    GPUs cannot be asked: the engine then checks for itself when it starts)."""
+    if device != "cuda":
+        return None
+    if not entry.get("cuda", engine == "knet"):
+        return f"{engine} was set up without CUDA.jl; for --device cuda run: {SETUP} --engines {engine} --cuda"
+    if engine == "knet":
+        too_new = [g for g in gpus.visible_gpus() or () if g.capability >= KNET_CAPABILITY_BELOW]
+        if too_new:
+            below = version_text(KNET_CAPABILITY_BELOW)
+            return (f"knet cannot run on --device cuda here: Knet 1.4.10 is bound to CUDA.jl 3.x, which cannot "
+                    f"generate code for compute capability {below} or later ({'; '.join(map(str, too_new))}); "
+                    f"run knet with --device cpu, or on a GPU of capability below {below} (Ampere or older), "
+                    f"chosen with CUDA_VISIBLE_DEVICES")
     return None

@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 from ..contract import Job
 from ..errors import UsageError
+from ..gpus import cuda_visible
 from ..experiment import plan as batch_plan
 from ..results import store
 from ..results import records
@@ -28,23 +29,11 @@ from . import fingerprint, interference, peaks, resume
 from .adaptive import Precision
 from .selection import Selection, every_plan_export, select
 from .stopping import Interrupted, stop_on_signals, worker_started
-from .worker import EVENT_PREFIX, worker_environment
+from .worker import EVENT_PREFIX, PARENT, worker_environment
 
 
 class DeviceError(UsageError):
     pass
-
-
-def cuda_visible() -> bool:
-    """Whether an NVIDIA GPU is visible to this process (a device node or a working driver tool)."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
-    if any(Path("/dev").glob("nvidia[0-9]*")):
-        return True
-    try:
-        return subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
 
 
 def check_device(device: str) -> None:
@@ -139,7 +128,8 @@ def run_engine(job: Job, run: EngineMode, work: Path, timeout: float,
     job_path, log_path, record_path = work / f"{stem}.job.json", work / f"{stem}.log", Path(job.record_path)
     record_path.unlink(missing_ok=True)
     job.save(job_path)
-    env = {**os.environ, **worker_environment(job.threads, job.device), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **worker_environment(job.threads, job.device), "PYTHONUNBUFFERED": "1",
+           PARENT: str(os.getpid())}
     forward = (lambda event: on_event({"run": run, "repeat": job.repeat, **event})) if on_event else None
     started = records.utc_now()
     returncode, timed_out, wall = _launch(job_path, log_path, env, timeout, forward)

@@ -53,14 +53,14 @@ def module(engine: str) -> ModuleType:
         raise EngineError(f"engine module {path!r} cannot be imported ({e})") from None
 
 
-def unavailable_reason(engine: str, mod: ModuleType | None = None) -> str | None:
-    """Why ``engine`` cannot run on this machine, with the fix; None when it can."""
+def unavailable_reason(engine: str, mod: ModuleType | None = None, device: str = "cpu") -> str | None:
+    """Why ``engine`` cannot run on this machine on ``device``, with the fix; None when it can."""
     mod = mod or module(engine)
     missing = [name for name in getattr(mod, "REQUIRES", ()) if importlib.util.find_spec(name) is None]
     if missing:
         return f"{engine} needs {', '.join(missing)}, which is not installed; run: {mod.INSTALL}"
     check = getattr(mod, "unavailable_reason", None)
-    return check() if check else None
+    return check(device) if check else None
 
 
 def resolve(names: tuple[str, ...], modules: dict[str, ModuleType] | None = None) -> list[tuple[str, str]]:
@@ -110,7 +110,7 @@ def select(spec) -> Selection:
     :class:`EngineError` for an unknown engine or mode."""
     modules: dict[str, ModuleType] = {}
     resolved = resolve(spec.engines, modules)
-    reasons = {engine: unavailable_reason(engine, mod) for engine, mod in modules.items()}
+    reasons = {engine: unavailable_reason(engine, mod, spec.device) for engine, mod in modules.items()}
     runs = []
     for engine, mode in resolved:
         rule = rule_of(modules[engine], mode, spec.device)

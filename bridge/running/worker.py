@@ -51,6 +51,9 @@ from .selection import module as engine_module
 
 EVENT_PREFIX = "@bridge "
 TF32_OVERRIDE = "NVIDIA_TF32_OVERRIDE"
+HIDE_GPUS = "CUDA_VISIBLE_DEVICES"
+PARENT = "BRIDGE_WORKER_PARENT"  # the pid of the process that started the worker, set by the launcher
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 # Variables each runtime reads for its thread pools; set before any framework import.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -59,13 +62,18 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 def worker_environment(threads: int, device: str) -> dict[str, str]:
     """The variables a worker is started with, in place before NumPy or any framework is imported: the
-    thread count for every runtime, and on a GPU ``NVIDIA_TF32_OVERRIDE=0``, which cuBLAS and cuDNN honour
-    whatever the framework asks for. Without it, Flux's and Knet's cuDNN convolutions may use TF32 on
-    Ampere and later GPUs (their default math modes allow tensor cores); the Python engines also turn
-    TF32 off through their own settings and record both."""
+    thread count for every runtime; on a GPU ``NVIDIA_TF32_OVERRIDE=0``, which cuBLAS and cuDNN honour
+    whatever the framework asks for (without it, Flux's and Knet's cuDNN convolutions may use TF32 on
+    Ampere and later GPUs, their default math modes allowing tensor cores; the Python engines also turn
+    TF32 off through their own settings and record both); on the CPU ``CUDA_VISIBLE_DEVICES=-1``, so that a
+    CPU run never touches a GPU the machine has: Knet's ``__init__`` would otherwise initialise CUDA.jl
+    (the driver, NVML, possibly a download of the CUDA toolkit) inside a CPU run's measured import, and
+    TensorFlow or Keras' torch backend would place work on the GPU by themselves."""
     env = {name: str(threads) for name in THREAD_VARIABLES}
     if device == "cuda":
         env[TF32_OVERRIDE] = "0"
+    else:
+        env[HIDE_GPUS] = "-1"
     return env
 
 
@@ -235,20 +243,54 @@ def run_job(job: Job) -> int:
         return 1
 
 
+def parent_death_signal(sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent ends (``prctl(PR_SET_PDEATHSIG)``): the
+    kernel delivers it, so it works while the interpreter is held by one long call that never releases the
+    GIL (a juliacall epoch, a C extension), where no Python thread can run. False where that is not
+    available (not Linux, no C library)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def die_with_parent(interval: float = 1.0) -> None:
-    """End this worker (its whole process group when it leads one, as the runner starts it) within
-    ``interval`` seconds of its parent's death. A parent killed outright (a Dask worker lost mid-sweep, a
-    SIGKILL) cannot stop its workers; without this they would run on, orphaned, and share the machine
-    with the next timed run. A daemon thread that wakes once a second: nothing measurable in an epoch."""
-    parent = os.getppid()
+    """End this worker when its parent dies. A parent killed outright (a Dask worker lost mid-sweep, a
+    SIGKILL) cannot stop its workers; without this they would run on, orphaned, and share the machine with
+    the next timed run. Two ways, both needed:
+
+    - the kernel's parent-death signal (:func:`parent_death_signal`): SIGKILL to the worker at once, even in
+      the middle of a call that holds the GIL. (Linux sends it when the *thread* that started the worker
+      ends; the launcher's thread waits for its worker, so that is when the parent ends.)
+    - a daemon thread that wakes once a second and, when the parent is gone, kills the worker's whole
+      process group (it leads one, as the runner starts it): what the framework started too, which the
+      parent-death signal does not reach; and the only way off Linux. Nothing measurable in an epoch.
+
+    The launcher names the parent (``BRIDGE_WORKER_PARENT``), so a parent that died before the signal
+    was armed is noticed here too."""
+    parent = int(os.environ.get(PARENT) or os.getppid())
+
+    def orphaned() -> bool:
+        return os.getppid() != parent
+
+    def end() -> None:
+        if os.getpgrp() == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os._exit(1)
+
+    parent_death_signal()
+    if orphaned():  # the parent ended before the signal was armed
+        end()
 
     def watch() -> None:
         while True:
             time.sleep(interval)
-            if os.getppid() != parent:
-                if os.getpgrp() == os.getpid():
-                    os.killpg(os.getpid(), signal.SIGKILL)
-                os._exit(1)
+            if orphaned():
+                end()
 
     threading.Thread(target=watch, name="bridge-parent-watch", daemon=True).start()
 

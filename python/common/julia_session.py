@@ -30,6 +30,16 @@ def maxpool_gradient(mode: str, device: str) -> str:
     return MAXPOOL_GRADIENT[device]
 
 
+def without_gil(function):
+    """``function`` (a Julia function through juliacall) as a call that releases Python's GIL while Julia
+    runs: juliacall's ``_jl_call_nogil`` (PythonCall 0.9.28, ``pyjlany_call_nogil``: the arguments are
+    converted with the GIL held, the call runs with it released, the result is converted once it is taken
+    back). The engines' ``train_epoch`` and ``predict`` touch no Python object, as that requires. Meanwhile
+    the worker's own threads run: the memory sampler takes its samples during a Julia epoch, as during any
+    other engine's, and the parent watcher can end an orphaned worker."""
+    return function._jl_call_nogil
+
+
 @dataclass
 class JuliaSession:
     module: Any  # the engine's Julia package, through juliacall
@@ -53,8 +63,8 @@ class JuliaEngine:
     def __init__(self, engine: str):
         self.engine = engine
 
-    def unavailable_reason(self) -> str | None:
-        return record.unavailable_reason(self.engine)
+    def unavailable_reason(self, device: str = "cpu") -> str | None:
+        return record.unavailable_reason(self.engine, device)
 
     def prepare(self, job: Job) -> tuple[JuliaSession, EngineReport]:
         module, seconds = boundary.load(self.engine, record.load_record()[self.engine], job.threads, job.device)
@@ -82,7 +92,7 @@ class JuliaEngine:
         xj, yj = self.to_julia(s.module, x, y)
         # (losses, seconds), timed inside Julia; a package that also checksums its batch views returns
         # them third, and the worker checks them against the arrays it handed over
-        result = s.module.train_epoch(s.handle, xj, yj)
+        result = without_gil(s.module.train_epoch)(s.handle, xj, yj)
         own = [str(c) for c in result[2]] if len(result) > 2 else None
         return EpochResult(np.asarray(result[0]), float(result[1]), own)
 
@@ -95,5 +105,5 @@ class JuliaEngine:
 
     def predict(self, s: JuliaSession, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x)
-        logits = s.module.predict(s.handle, self.to_julia(s.module, x))
+        logits = without_gil(s.module.predict)(s.handle, self.to_julia(s.module, x))
         return np.asarray(logits).T  # Julia K×N column-major is NumPy (N, K) C-order: a view

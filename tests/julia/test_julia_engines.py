@@ -13,7 +13,7 @@ else:  # pragma: no cover
 import numpy as np
 import pytest
 
-from bridge.engines.common.julia_session import JuliaEngine, precision
+from bridge.engines.common.julia_session import JuliaEngine, JuliaSession, precision
 from bridge.experiment import plan as batch_plan
 from bridge.experiment.spec import Spec
 from bridge.julia import record
@@ -178,3 +178,37 @@ def test_a_julia_report_speaks_the_report_s_vocabulary_of_precision():
     assert "cuda_math_mode" not in gpu  # one vocabulary: the framework's words only inside `precision`
     assert precision({"cuda_math_mode": "DEFAULT_MATH"})["reduced_precision"] is True
     assert precision({"cuda_math_mode": "PEDANTIC_MATH"})["reduced_precision"] is False
+
+
+class StandInJuliaFunction:
+    """Stands in for a Julia function reached through juliacall (no Julia can run here): records whether
+    it was called plainly (the GIL held throughout) or through ``_jl_call_nogil`` (released while it runs)."""
+
+    def __init__(self, function, calls: list):
+        self.function, self.calls = function, calls
+
+    def __call__(self, *args):
+        self.calls.append("GIL held")
+        return self.function(*args)
+
+    def _jl_call_nogil(self, *args):
+        self.calls.append("GIL released")
+        return self.function(*args)
+
+
+def test_julia_epochs_and_predictions_run_with_the_gil_released(tmp_path):
+    """So that the worker's own threads run meanwhile: the memory sampler during a Julia epoch, and the
+    parent watcher that ends an orphaned worker (the parent-death signal covers it too)."""
+    plan = batch_plan.prepare(Spec(dataset="iris", epochs=1), tmp_path)
+    x, y = plan.epoch(0)
+    calls = []
+    module = StandInJulia()
+    module.train_epoch = StandInJuliaFunction(lambda handle, xj, yj: (np.zeros(plan.steps_per_epoch, np.float32),
+                                                                       0.5), calls)
+    module.predict = StandInJuliaFunction(lambda handle, xj: np.zeros((3, xj.shape[-1]), np.float32, order="F"),
+                                          calls)
+    session = JuliaSession(module, handle="a Julia session")
+    result = JuliaEngine("flux").train_epoch(session, x, y)
+    assert len(result.losses) == plan.steps_per_epoch and result.seconds == 0.5
+    assert JuliaEngine("flux").predict(session, x).shape == (len(x), 3)
+    assert calls == ["GIL released", "GIL released"]

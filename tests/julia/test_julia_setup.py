@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -30,9 +31,11 @@ from pathlib import Path
 
 import pytest
 
+from bridge import gpus
+from bridge.experiment.spec import Spec
 from bridge.julia import boundary, command
 from bridge.julia import record as julia_record
-from bridge.running import worker
+from bridge.running import selection, worker
 
 try:
     import tomllib
@@ -411,10 +414,12 @@ def test_juliacall_environment_comes_from_the_record_entry_and_the_thread_count(
     assert "PYTHON_JULIACALL_EXE" not in os.environ  # built, not applied
 
 
-def test_worker_environment_turns_tf32_off_on_cuda_only():
+def test_worker_environment_turns_tf32_off_on_cuda_and_hides_the_gpus_from_a_cpu_run():
     cuda, cpu = worker.worker_environment(4, "cuda"), worker.worker_environment(4, "cpu")
-    assert cuda["NVIDIA_TF32_OVERRIDE"] == "0"
-    assert "NVIDIA_TF32_OVERRIDE" not in cpu
+    assert cuda["NVIDIA_TF32_OVERRIDE"] == "0" and "CUDA_VISIBLE_DEVICES" not in cuda
+    # a CPU knet run must not initialise CUDA.jl (Knet's __init__ would, on a GPU machine), nor any
+    # framework place work on a GPU
+    assert "NVIDIA_TF32_OVERRIDE" not in cpu and cpu["CUDA_VISIBLE_DEVICES"] == "-1"
     for variables in (cuda, cpu):
         assert variables["JULIA_NUM_THREADS"] == "4" and variables["OMP_NUM_THREADS"] == "4"
 
@@ -444,3 +449,79 @@ def test_load_refuses_flux_on_cuda_without_cuda_in_the_environment_before_import
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["error"] is not None and f"{SETUP} --engines flux --cuda" in result["error"], result
     assert result == {"error": result["error"], "imported_before": False, "imported": False, "configured": False}
+
+
+# 9. which GPUs a Julia engine can run on ------------------------------------------------------------------------
+
+H100 = "0, GPU-11111111-aaaa, NVIDIA H100 80GB HBM3, 9.0"
+A100 = "1, GPU-22222222-bbbb, NVIDIA A100-SXM4-80GB, 8.0"
+
+
+def stand_in_nvidia_smi(folder: Path, *rows: str) -> Path:
+    """An ``nvidia-smi`` that answers bridge's query with ``rows`` (no GPU here: a stand-in for the driver's
+    tool), and fails on anything else."""
+    query = " ".join(shlex.quote(a) for a in gpus.QUERY[1:])
+    answer = " ".join(shlex.quote(row) for row in rows)
+    write_script(folder / "nvidia-smi", f'[ "$*" = {shlex.quote(query)} ] || exit 9\nprintf "%s\\n" {answer}\n')
+    return folder
+
+
+@pytest.fixture
+def knet_set_up(stand_ins, monkeypatch, capsys):
+    put_on_path(monkeypatch, stand_ins.juliaup({"1.9": "1.9.4"}, default="1.9"))
+    assert command.main(["setup", "--engines", "knet"]) == 0, capsys.readouterr().err
+    return stand_ins
+
+
+@served_python
+@needs_juliacall
+def test_knet_on_cuda_is_refused_on_a_gpu_of_compute_capability_9_before_any_worker_starts(knet_set_up, monkeypatch,
+                                                                                             tmp_path):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    smi = tmp_path / "smi"
+
+    def gpus_are(*rows):
+        stand_in_nvidia_smi(smi, *rows)
+        monkeypatch.setenv("PATH", os.pathsep.join([str(smi), str(knet_set_up.launcher_dir), PYTHON_DIR]))
+
+    gpus_are(H100)
+    assert [(g.index, g.name, g.capability) for g in gpus.visible_gpus()] == [(0, "NVIDIA H100 80GB HBM3", (9, 0))]
+    reason = julia_record.unavailable_reason("knet", "cuda")
+    assert reason is not None and reason.startswith("knet cannot run on --device cuda here"), reason
+    assert "GPU 0, NVIDIA H100 80GB HBM3, compute capability 9.0" in reason and "--device cpu" in reason
+    assert julia_record.unavailable_reason("knet", "cpu") is None  # the CPU is not affected
+    # through the selection, as compare and sweep ask: knet cannot run, named with the reason
+    sel = selection.select(Spec(engines=("reference", "knet"), device="cuda"))
+    assert [r.label for r in sel.runs] == ["reference/float64"]
+    assert [(run.label, why) for run, why in sel.cannot_run] == [("knet/loop", reason)]
+    # an Ampere GPU is fine; on a machine with both, CUDA_VISIBLE_DEVICES chooses, as the driver reads it
+    gpus_are(A100)
+    assert julia_record.unavailable_reason("knet", "cuda") is None
+    gpus_are(H100, A100)
+    assert "GPU 0, NVIDIA H100" in julia_record.unavailable_reason("knet", "cuda")
+    for chosen, refused in (("1", False), ("GPU-2222", False), ("0", True), ("1,0", True), ("7,0", None)):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", chosen)
+        reason = julia_record.unavailable_reason("knet", "cuda")
+        # "7,0": no GPU 7, and the driver stops there: no GPU visible, nothing to refuse here
+        assert (reason is not None) == bool(refused), (chosen, reason)
+    # nvidia-smi that cannot say (an old driver without compute_cap): left to the engine's own check
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    write_script(smi / "nvidia-smi", "echo 'Field \"compute_cap\" is not a valid field to query.' >&2; exit 2\n")
+    assert gpus.visible_gpus() is None and julia_record.unavailable_reason("knet", "cuda") is None
+
+
+@served_python
+@needs_juliacall
+def test_flux_set_up_without_cuda_is_refused_for_cuda_naming_the_set_up_command(flux_set_up):
+    reason = julia_record.unavailable_reason("flux", "cuda")
+    assert reason == f"flux was set up without CUDA.jl; for --device cuda run: {SETUP} --engines flux --cuda"
+    assert julia_record.unavailable_reason("flux", "cpu") is None
+
+
+def test_knet_s_capability_bound_is_the_same_in_python_and_julia():
+    """The bound is checked twice: before a worker starts (Python, from nvidia-smi) and in BridgeKnet's
+    select_device (from CUDA.jl): they must agree."""
+    engine = (julia_record.sources() / "BridgeKnet" / "src" / "engine.jl").read_text()
+    (julia_bound,) = re.findall(r'const KNET_CAPABILITY_BELOW = v"(\d+)\.(\d+)"', engine)
+    assert tuple(map(int, julia_bound)) == julia_record.KNET_CAPABILITY_BELOW == (9, 0)
+    assert "capability < KNET_CAPABILITY_BELOW ||" in engine

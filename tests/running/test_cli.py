@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from bridge.experiment.spec import FIELDS
-from bridge.running.runner import cuda_visible
+from bridge.gpus import cuda_visible
 from tests.support import ROOT, environment, needs_tf, run_compare
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.running.runner import cuda_visible
+from bridge.gpus import cuda_visible
 from tests.support import ROOT, environment, needs_tf, needs_torch, run_compare
 
 

@@ -23,9 +23,9 @@ def counted(monkeypatch):
         calls["select"] += 1
         return select(spec)
 
-    def counting_reason(engine, mod=None):
+    def counting_reason(engine, mod=None, device="cpu"):
         calls["unavailable_reason"].append(engine)
-        return reason(engine, mod)
+        return reason(engine, mod, device)
 
     monkeypatch.setattr(selection, "select", counting_select)
     monkeypatch.setattr(selection, "unavailable_reason", counting_reason)

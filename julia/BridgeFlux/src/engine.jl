@@ -104,8 +104,9 @@ function engine_report(s::Session)
         "framework_version" => string(pkgversion(Flux)),
         "julia_version" => string(VERSION),
         "device" => device_name(s.device),
-        "optimizer" => s.optimizer,
+        "optimizer" => s.meta["optimizer"],
+        "optimizer_rule" => s.optimizer,
         # Flux's MaxPool backward on the CPU is NNlib's ∇maxpool (see model.jl); on a GPU, cuDNN's.
         "maxpool_gradient" => s.device === nothing ? "nnlib" : "cudnn",
-    ), thread_report(s.meta), device_report(s.device))
+    ), package_versions(), thread_report(s.meta), device_report(s.device))
 end

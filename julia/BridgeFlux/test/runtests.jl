@@ -104,7 +104,13 @@ const CASES = TOML.parsefile(joinpath(GOLDEN, "golden.toml"))
 
     @testset "a CPU session never loads CUDA" begin
         s = BridgeFlux.prepare(BridgeFlux.tiny_plan("cnn", "adam")[1:2]...)
-        @test BridgeFlux.engine_report(s)["device"] == "cpu"
+        report = BridgeFlux.engine_report(s)
+        @test report["device"] == "cpu" && report["optimizer"] == "adam"
+        # the versions the environment resolved, NNlib's (the max-pool rule's) among them
+        @test report["flux_version"] == report["framework_version"] == string(pkgversion(Flux))
+        @test report["optimisers_version"] == string(pkgversion(Optimisers))
+        @test haskey(report, "nnlib_version") && haskey(report, "zygote_version")
+        @test !haskey(report, "cuda_version") && !haskey(report, "knet_version")
         memory = BridgeFlux.memory_report(s)
         @test memory["julia_maxrss_bytes"] >= memory["julia_gc_live_bytes"] > 0
         @test !haskey(memory, "device_memory_peak_bytes")

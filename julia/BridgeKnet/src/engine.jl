@@ -15,6 +15,11 @@ mutable struct Session
     device::Type
 end
 
+# Knet 1.4.10 admits only CUDA.jl 3.x, which generates sm_86 code at most and loads it as a cubin, so
+# no kernel loads on compute capability 9.0 and later (why: KNET_CAPABILITY_BELOW in
+# bridge/julia/record.py, which refuses such GPUs before a worker starts; this is the same bound).
+const KNET_CAPABILITY_BELOW = v"9.0"
+
 "The array type for `name`: `Array{Float32}`, or Knet's GPU array type on the first CUDA GPU."
 function select_device(name::AbstractString)
     check_device_name(name) == "cpu" && return Array{Float32}
@@ -23,6 +28,17 @@ function select_device(name::AbstractString)
     # Knet's __init__ picks the GPU with the most free memory (src/Knet.jl@v1.4.10:37-40); bridge runs
     # every engine on the first one.
     CUDA.device!(0)
+    gpu, capability = CUDA.name(CUDA.device()), CUDA.capability(CUDA.device())
+    capability < KNET_CAPABILITY_BELOW ||
+        error("Knet 1.4.10 is bound to CUDA.jl 3.x, which cannot generate code for compute capability " *
+              "$KNET_CAPABILITY_BELOW or later (this GPU: $gpu, $capability); run knet with device = \"cpu\" " *
+              "or on an Ampere or older GPU")
+    # Knet sizes cuDNN's workspace from CUDA.cached_memory() (src/ops20_gpu/conv.jl@v1.4.10:152), which
+    # CUDA.jl 3.13 gives only with its stream-ordered pool (src/pool.jl: a driver for CUDA 11.3 or later,
+    # JULIA_CUDA_MEMORY_POOL unset or "cuda"); else `missing`, and the first convolution fails.
+    CUDA.cached_memory() === missing &&
+        error("Knet needs CUDA.jl's stream-ordered memory pool (a driver for CUDA 11.3 or later, " *
+              "JULIA_CUDA_MEMORY_POOL unset or \"cuda\"); CUDA.cached_memory() is missing on $gpu")
     # Knet's __init__ switches its default array type to CuArray{Float32} when CUDA is functional.
     return Knet.atype()
 end
@@ -145,4 +161,4 @@ engine_report(s::Session) = merge(Dict{String,Any}(
     "optimizer" => s.meta["optimizer"],
     # Knet's pool backward on the CPU is NNlib's ∇maxpool (see model.jl); on a GPU, cuDNN's.
     "maxpool_gradient" => s.device <: Array ? "nnlib" : "cudnn",
-), thread_report(s.meta), device_report(s.device))
+), package_versions(), thread_report(s.meta), device_report(s.device))
