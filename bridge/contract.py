@@ -99,6 +99,9 @@ class EpochResult:
     checksums: list[str] | None = None
     """Only for an engine that can checksum what its framework actually read: CRC-32C per batch, in
     :func:`bridge.experiment.plan.batch_checksum`'s format. They must agree with the worker's own."""
+    compile_s: float | None = None
+    """Only for an engine whose framework says how much of ``seconds`` it spent compiling (the Julia
+    engines: ``Base.cumulative_compile_time_ns`` around the pass, as ``@time`` reports it)."""
 
 
 class EngineReport(TypedDict, total=False):

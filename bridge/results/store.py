@@ -7,8 +7,9 @@ Figures, the report and comparisons read a folder through :func:`read_summary` a
 
 Metrics in ``results.csv``: ``step_loss`` (split train, one per step, the loss of the batch before its
 update), ``loss`` and ``accuracy`` (split train / test, after each epoch, on the whole split),
-``epoch_s`` (split timing, seconds per training epoch, evaluation excluded), ``import_s`` and
-``build_s`` (split timing, once per run), and split ``memory``, in bytes (:data:`MEMORY_METRICS`, once
+``epoch_s`` (split timing, seconds per training epoch, evaluation excluded), ``compile_s`` (split
+timing, per epoch, only from an engine whose framework says how much of ``epoch_s`` it compiled: the
+Julia engines), ``import_s`` and ``build_s`` (split timing, once per run), and split ``memory``, in bytes (:data:`MEMORY_METRICS`, once
 per run where measured; ``rss_peak_bytes`` also per epoch, with its epoch).
 
 One convention for counting: ``repeat``, ``epoch`` and ``step`` are indices from 0 (the first epoch is
@@ -104,6 +105,8 @@ def _rows(outcome, spec, env: dict, steps_per_epoch: int) -> list[dict]:
         for i, loss in enumerate(ep["losses"]):
             add(e, e * steps_per_epoch + i, "train", "step_loss", loss)
         add(e, np.nan, "timing", "epoch_s", ep["seconds"])
+        if ep.get("compile_s") is not None:
+            add(e, np.nan, "timing", "compile_s", ep["compile_s"])
         if ep.get("rss_peak_bytes") is not None:
             add(e, np.nan, "memory", "rss_peak_bytes", ep["rss_peak_bytes"])
         for split in ("train", "test"):

@@ -81,6 +81,7 @@ def summarise(frame: pd.DataFrame, outcomes: list, parity_: dict | None = None,
             "parity_max_rel_diff": (parity_ or {}).get(label, {}).get("max_rel_diff", np.nan),
             "parity_pass": (parity_ or {}).get(label, {}).get("pass"),
             "first_epoch_s": times["first_epoch_s"],
+            "first_epoch_compile_s": float(epoch_times(f).first_epoch_compile_s.median()) if len(f) else np.nan,
             "steady_epoch_s": times["steady_epoch_s"],
             **throughput(times["steady_epoch_s"], times["first_epoch_s"], work),
             "train_loss": final("train", "loss"),
@@ -106,13 +107,17 @@ def memory_measures(frame: pd.DataFrame) -> dict:
 
 def epoch_times(frame: pd.DataFrame) -> pd.DataFrame:
     """Per run (engine, mode, repeat): ``first_epoch_s``, the first epoch's seconds (tracing, compilation
-    and JIT included), and ``steady_epoch_s``, the median of the epochs after the first: the one
-    definition of the steady state, for the summary and the figures."""
+    and JIT included), ``steady_epoch_s``, the median of the epochs after the first: the one definition
+    of the steady state, for the summary and the figures; and ``first_epoch_compile_s``, the part of the
+    first epoch the framework itself says it spent compiling (the Julia engines' ``compile_s``; NaN where
+    a framework does not say)."""
     t = frame[frame.metric == "epoch_s"]
     keys = ["engine", "mode", "repeat"]
     first = t[t.epoch == 0].groupby(keys).value.first().rename("first_epoch_s")
     steady = t[t.epoch > 0].groupby(keys).value.median().rename("steady_epoch_s")
-    return pd.concat([first, steady], axis=1).reset_index()
+    c = frame[(frame.metric == "compile_s") & (frame.epoch == 0)]
+    compiled = c.groupby(keys).value.first().rename("first_epoch_compile_s")
+    return pd.concat([first, steady, compiled], axis=1).reset_index()
 
 
 def _missing(v) -> bool:

@@ -223,7 +223,8 @@ def run_job(job: Job) -> int:
             peaks += [peak] if peak is not None else []
             record.write("epoch", epoch=epoch, seconds=float(result.seconds), losses=losses.tolist(),
                          checksums=handed, **own, **metrics, machine=window,
-                         **({} if peak is None else {"rss_peak_bytes": peak}))
+                         **({} if peak is None else {"rss_peak_bytes": peak}),
+                         **({} if result.compile_s is None else {"compile_s": float(result.compile_s)}))
             problems = checksum_problems(epoch, handed, plan.expected_checksums(epoch), result.checksums)
             if problems:
                 record.write("mismatch", epoch=epoch, message="; ".join(problems))

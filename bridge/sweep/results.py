@@ -26,7 +26,7 @@ from .grid import Point, shown
 FORMAT = 1
 """sweep.json's format (absent: written before formats were numbered, read as 1)."""
 COLUMNS = ["point", "engine", "repeat", "status", "parity_max_rel_diff", "parity_pass", "first_epoch_s",
-           "steady_epoch_s", "steady_epoch_s_low", "steady_epoch_s_high", "examples_per_s",
+           "first_epoch_compile_s", "steady_epoch_s", "steady_epoch_s_low", "steady_epoch_s_high", "examples_per_s",
            "first_epoch_examples_per_s", "gflops", "peak_fraction", "examples_per_s_low", "examples_per_s_high",
            "others_cores", "disturbed", "unstable", "test_accuracy", "rss_peak_bytes", "target_accuracy",
            "time_to_target_s", "target_epoch", "parameters", "forward_flops_per_example", "worker", "attempts", "error"]
@@ -88,11 +88,12 @@ def point_rows(point: Point, folder: Path, worker: str = "", attempts: int = 0) 
         t = times[(times.engine == run["engine"]) & (times["mode"] == run["mode"]) & (times.repeat == repeat)]
         first = float(t.first_epoch_s.iloc[0]) if len(t) else np.nan
         steady = float(t.steady_epoch_s.iloc[0]) if len(t) else np.nan
+        compiled = float(t.first_epoch_compile_s.iloc[0]) if len(t) else np.nan
         parity_ = runs.get(label, {})
         rows.append({"point": point.key, **{k: shown(getattr(point.spec, k)) for k in point.axes},
                      "engine": label, "repeat": repeat, "status": run["status"],
                      "parity_max_rel_diff": parity_.get("max_rel_diff", np.nan), "parity_pass": parity_.get("pass"),
-                     "first_epoch_s": first, "steady_epoch_s": steady,
+                     "first_epoch_s": first, "first_epoch_compile_s": compiled, "steady_epoch_s": steady,
                      "steady_epoch_s_low": summary.get(label, {}).get("steady_epoch_s_low", np.nan),
                      "steady_epoch_s_high": summary.get(label, {}).get("steady_epoch_s_high", np.nan),
                      **throughput(steady, first, work),

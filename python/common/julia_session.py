@@ -94,7 +94,9 @@ class JuliaEngine:
         # them third, and the worker checks them against the arrays it handed over
         result = without_gil(s.module.train_epoch)(s.handle, xj, yj)
         own = [str(c) for c in result[2]] if len(result) > 2 else None
-        return EpochResult(np.asarray(result[0]), float(result[1]), own)
+        # the seconds of that pass Julia spent compiling (julia/common/engine.jl, timed_pass)
+        compiled = float(s.module.last_pass_compile_seconds())
+        return EpochResult(np.asarray(result[0]), float(result[1]), own, compile_s=compiled)
 
     @staticmethod
     def memory_report(s: JuliaSession) -> dict:

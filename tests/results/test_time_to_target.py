@@ -15,7 +15,7 @@ from bridge.experiment.spec import TARGET_ACCURACY, Spec, from_mapping
 from bridge.presentation import figures
 from bridge.results import intervals
 from bridge.results.store import read_frame
-from bridge.results.summary import format_interval, format_seconds, format_table
+from bridge.results.summary import epoch_times, format_interval, format_seconds, format_table
 from bridge.sweep import results as sweep_results
 from bridge.sweep.grid import Point
 from tests.doubles import target_engine as curve
@@ -191,6 +191,24 @@ def test_sweep_csv_has_each_repeat_s_time_to_target_and_epoch(one, three, tmp_pa
     header = text[0].split(",")
     epochs = [line.split(",")[header.index("target_epoch")] for line in text[1:]]
     assert all(e == "" or re.fullmatch(r"\d+", e) for e in epochs)  # an epoch, or empty: never 3.0
+
+
+def test_the_compilation_an_engine_says_its_epochs_held_is_kept_and_summarised(three, tmp_path):
+    """The Julia engines say how much of each epoch Julia spent compiling (the first epoch's differs between
+    models); the stand-in says it as they do: results.csv keeps it per epoch, summary.json and sweep.csv
+    give the first epoch's."""
+    frame = read_frame(three.out)
+    kept = frame[frame.metric == "compile_s"].sort_values(["repeat", "epoch"])
+    assert kept.split.unique().tolist() == ["timing"]
+    assert kept.value.tolist() == [c for r in range(3) for c in curve.COMPILE_S[r][:4]]
+    first = [curve.COMPILE_S[r][0] for r in range(3)]
+    assert row_of(json.loads((three.out / "summary.json").read_text()))["first_epoch_compile_s"] == sorted(first)[1]
+    spec = from_mapping({"dataset": "iris", "epochs": 4, "repeats": 3, "engines": ENGINE, "threads": 1})
+    rows = sweep_results.table(sweep_results.point_rows(Point({"epochs": 4}, spec), three.out), ["epochs"])
+    assert dict(zip(rows.repeat, rows.first_epoch_compile_s)) == dict(enumerate(first))
+    # an engine whose framework says nothing (the Python ones) has none, not a zero
+    silent = epoch_times(frame[frame.metric != "compile_s"])
+    assert len(silent) == 3 and silent.first_epoch_compile_s.isna().all()
 
 
 def test_a_target_outside_0_to_1_is_a_usage_error():
