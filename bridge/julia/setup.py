@@ -12,7 +12,6 @@ or juliacall's own installer, juliapkg), and only then. Configuring and importin
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -115,9 +114,10 @@ def setup_engine(engine: str, given: str | None, install: bool, cuda: bool) -> s
         save_record(record)
     (project / "Project.toml").write_text(environment_project(engine, cuda))
     (project / "Manifest.toml").unlink(missing_ok=True)  # resolved afresh for this Julia
-    code = (f"import Pkg; Pkg.develop(path={json.dumps(str(package))}); Pkg.resolve(); Pkg.instantiate(); "
-            "Pkg.precompile()")
-    done = subprocess.run([exe, f"--project={project}", "--startup-file=no", "-e", code], timeout=3600)
+    # the package's path as an argument (Julia's ARGS), never inside the code, where a `$` or a quote in
+    # it would be Julia syntax
+    code = "import Pkg; Pkg.develop(path=only(ARGS)); Pkg.resolve(); Pkg.instantiate(); Pkg.precompile()"
+    done = subprocess.run([exe, f"--project={project}", "--startup-file=no", "-e", code, str(package)], timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"{engine}: instantiating {project} with {exe} failed (exit {done.returncode}); "
                            f"nothing is recorded for {engine} until {SETUP} succeeds")

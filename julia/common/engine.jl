@@ -83,31 +83,32 @@ memory_report(s) = merge(Dict{String,Any}(
     "julia_maxrss_bytes" => Int(Sys.maxrss()),
     "julia_gc_live_bytes" => Int(Base.gc_live_bytes())), device_memory(s.device))
 
-# The packages whose code an engine run executes, by name and UUID (their Project.toml files), so that
-# every report says which versions the environment resolved: the CPU max-pool gradient rule, for one, is
-# NNlib's, whatever Flux's or Knet's version says.
+# The packages whose code an engine run executes: the report key, the name and the UUID (their
+# Project.toml files), so that every report says which versions the environment resolved: the CPU
+# max-pool gradient rule, for one, is NNlib's, whatever Flux's or Knet's version says. CUDA.jl's and
+# cuDNN.jl's keys say "_jl": `cudnn_version` is the cuDNN library's, as every engine reports it.
 const REPORTED_PACKAGES = (
-    "Flux" => "587475ba-b771-5e3f-ad9e-33799f191a9c",
-    "NNlib" => "872c559c-99b0-510c-b3b7-b6c96a88d5cd",
-    "Zygote" => "e88e6eb3-aa80-5325-afca-941959d7151f",
-    "Optimisers" => "3bd65402-5787-11e9-1adc-39752487f4e2",
-    "Knet" => "1902f260-5fb4-5aff-8c31-6271790ab950",
-    "AutoGrad" => "6710c13c-97f1-543f-91c5-74e8f7d95b35",
-    "CUDA" => "052768ef-5323-5732-b1bb-66c8b64840ba",
-    "cuDNN" => "02a925ec-e4fe-4b08-9a7e-0d78e3d38ccd",
+    ("flux_version", "Flux", "587475ba-b771-5e3f-ad9e-33799f191a9c"),
+    ("nnlib_version", "NNlib", "872c559c-99b0-510c-b3b7-b6c96a88d5cd"),
+    ("zygote_version", "Zygote", "e88e6eb3-aa80-5325-afca-941959d7151f"),
+    ("optimisers_version", "Optimisers", "3bd65402-5787-11e9-1adc-39752487f4e2"),
+    ("knet_version", "Knet", "1902f260-5fb4-5aff-8c31-6271790ab950"),
+    ("autograd_version", "AutoGrad", "6710c13c-97f1-543f-91c5-74e8f7d95b35"),
+    ("cuda_jl_version", "CUDA", "052768ef-5323-5732-b1bb-66c8b64840ba"),
+    ("cudnn_jl_version", "cuDNN", "02a925ec-e4fe-4b08-9a7e-0d78e3d38ccd"),
 )
 
 """
     package_versions() -> Dict{String,Any}
 
-`"<name>_version"` (lower case: `nnlib_version`, `cuda_version`, ...) for each of `REPORTED_PACKAGES`
-loaded in this Julia session, as resolved in its environment; a package not loaded is left out.
+The version of each of `REPORTED_PACKAGES` loaded in this Julia session, as its environment resolved
+it, under its report key (`nnlib_version`, ...); a package not loaded is left out.
 """
 function package_versions()
     versions = Dict{String,Any}()
-    for (name, uuid) in REPORTED_PACKAGES
+    for (key, name, uuid) in REPORTED_PACKAGES
         m = get(Base.loaded_modules, Base.PkgId(Base.UUID(uuid), name), nothing)
-        m === nothing || (versions["$(lowercase(name))_version"] = string(pkgversion(m)))
+        m === nothing || (versions[key] = string(pkgversion(m)))
     end
     return versions
 end

@@ -5,9 +5,12 @@ it): arrays are kept in Julia's layouts and index order -- a NumPy array here ha
 ``a[i, j, ...]`` is Julia's ``a[i+1, j+1, ...]``. Images are W×H×C×N, conv kernels (kW, kH, Cin, Cout),
 Dense weights (out, in), logits K×N, and "flatten" is a column-major reshape of W×H×C.
 
-Upstream versions read: NNlib v0.9.36 (Flux 0.16.11's; Knet 1.4.10 calls the same NNlib kernels on
-the CPU, Knet src/ops20/conv.jl `conv4`/`pool`/`poolx`, and NNlib v0.8.21 has the same ∇maxpool
-rule), Flux v0.16.11, and the project's julia/BridgeFlux/src/*.jl, julia/common/plan.jl.
+Upstream versions read: NNlib v0.9.36, the newest whose sources are readable where this was written
+(Flux 0.16.11 requires NNlib 0.9.42 or later, which no one here has read: the version a run resolved is
+in its report, ``nnlib_version``, and CI prints the resolved Manifest before ``Pkg.test``, whose canary
+and golden CNN cases fail if the ∇maxpool rule changed; Knet 1.4.10 calls the same NNlib kernels on the
+CPU, Knet src/ops20/conv.jl `conv4`/`pool`/`poolx`, and NNlib v0.8.21 has the same ∇maxpool rule),
+Flux v0.16.11, and the project's julia/BridgeFlux/src/*.jl, julia/common/plan.jl.
 
 Everything is float32, as the engines run, except where the Julia code itself goes through Float64
 (the optimizer constants). Reductions (sums inside the convolutions, matmuls, softmax) are not done in

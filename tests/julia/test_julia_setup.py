@@ -91,7 +91,8 @@ case "$1" in
     printf '%s\n%s\n' "$version" "$self" ;;
   --project=*)
     project="${1#--project=}"
-    [ "$2" = "--startup-file=no" ] && [ "$3" = "-e" ] && [ $# -eq 4 ] || { echo "stand-in: unexpected: $*" >&2; exit 64; }
+    [ "$2" = "--startup-file=no" ] && [ "$3" = "-e" ] && [ $# -eq 5 ] || { echo "stand-in: unexpected: $*" >&2; exit 64; }
+    [ -f "$5/Project.toml" ] || { echo "stand-in: no package at $5" >&2; exit 1; }
     [ -f "$project/Project.toml" ] || { echo "stand-in: no $project/Project.toml" >&2; exit 1; }
     [ -e "$self.unsatisfiable" ] && { echo "ERROR: Unsatisfiable requirements detected (stand-in)" >&2; exit 1; }
     if [ -e "$project/Manifest.toml" ]; then stale=yes; else stale=no; fi
@@ -228,8 +229,10 @@ def test_setup_records_the_release_binary_behind_juliaups_launcher_and_writes_th
     [call] = stand_ins.instantiate_calls()
     assert call[0] == str(release.resolve())
     assert call[1] == f"--project={flux_project()}"
-    code = call[-1]
-    assert f"Pkg.develop(path={json.dumps(str(package))})" in code and "Pkg.instantiate()" in code
+    code, argument = call[-2:]
+    # the package's path reaches Julia as an argument (ARGS), never spliced into the code
+    assert "Pkg.develop(path=only(ARGS))" in code and "Pkg.instantiate()" in code and argument == str(package)
+    assert str(package) not in code
     assert (flux_project() / "Manifest.toml").read_text().strip() == (
         "# stand-in manifest: julia 1.10.5, stale manifest present before: no")
     # nothing went to the default folders under HOME
@@ -525,3 +528,4 @@ def test_knet_s_capability_bound_is_the_same_in_python_and_julia():
     (julia_bound,) = re.findall(r'const KNET_CAPABILITY_BELOW = v"(\d+)\.(\d+)"', engine)
     assert tuple(map(int, julia_bound)) == julia_record.KNET_CAPABILITY_BELOW == (9, 0)
     assert "capability < KNET_CAPABILITY_BELOW ||" in engine
+

@@ -449,9 +449,16 @@ def version_tuple(s: str) -> tuple[int, ...]:
 
 def compat_admits(spec: str, version: str) -> bool:
     """Whether a Pkg [compat] entry admits `version`: a comma-separated union of caret
-    (the default), tilde, `=`, `<` and `>=` specifiers, as Pkg's "Compatibility" docs define them."""
+    (the default), tilde, `=`, `<`, `>=` and hyphen specifiers, as Pkg's "Compatibility" docs define them."""
     v = version_tuple(version)
     for part in spec.split(","):
+        if " - " in part:  # hyphen: [low, high], a high with fewer parts bumping its last one (0.2 - 0.5: < 0.6.0)
+            low, high = (p.strip() for p in part.split(" - "))
+            given = [int(x) for x in high.split(".")]
+            top = version_tuple(high) if len(given) == 3 else tuple(given[:-1] + [given[-1] + 1] + [0] * (3 - len(given)))
+            if version_tuple(low) <= v and (v <= top if len(given) == 3 else v < top):
+                return True
+            continue
         m = re.fullmatch(r"\s*(\^|~|=|<|>=|≥)?\s*(\d+(?:\.\d+){0,2})\s*", part)
         if not m:
             raise ValueError(f"unsupported [compat] specifier {part.strip()!r}")
@@ -478,10 +485,16 @@ def test_compat_semantics():
     assert compat_admits("0.0.3", "0.0.3") and not compat_admits("0.0.3", "0.0.4")
     assert compat_admits("1.6, 0.7", "0.7.1") and compat_admits("1.6, 0.7", "1.9.0")
     assert compat_admits("< 0.0.1, 1", "0.0.0") and compat_admits("< 0.0.1, 1", "1.9.0")
+    assert compat_admits("1.10.3 - 1.11", "1.10.3") and compat_admits("1.10.3 - 1.11", "1.11.9")
+    assert not compat_admits("1.10.3 - 1.11", "1.10.2") and not compat_admits("1.10.3 - 1.11", "1.12.0")
+    assert compat_admits("1.2.3 - 4.5.6", "4.5.6") and not compat_admits("1.2.3 - 4.5.6", "4.5.7")
     assert compat_admits(">= 1.9", "2.1.0") and not compat_admits(">= 1.9", "1.8.5")
     assert compat_admits("=1.9", "1.9.0") and not compat_admits("=1.9", "1.9.4")
+    assert compat_admits("1.9 - 1.10", "1.10.9") and not compat_admits("1.9 - 1.10", "1.11.0")
     with pytest.raises(ValueError):
-        compat_admits("1.9 - 1.10", "1.9.0")
+        compat_admits("1.9 - ", "1.9.0")
+    with pytest.raises(ValueError):
+        compat_admits("^^1.9", "1.9.0")
 
 
 def project_or_skip(package):
@@ -535,9 +548,17 @@ def test_bridgeflux_loads_no_cuda_on_the_cpu_path():
     assert {"CUDA", "cuDNN"} <= set(tomllib.loads(setup.environment_project("flux", cuda=True))["deps"])
 
 
-def test_bridgeflux_julia_compat_admits_julia_1_10():
-    spec = project_or_skip("BridgeFlux").get("compat", {}).get("julia", "")
-    assert spec and compat_admits(spec, "1.10.8"), f"BridgeFlux's julia compat {spec!r} does not admit Julia 1.10"
+@pytest.mark.parametrize("package, engine", [("BridgeFlux", "flux"), ("BridgeKnet", "knet")])
+def test_each_package_admits_the_julia_versions_the_set_up_accepts_and_no_others(package, engine):
+    """One stated range: Pkg.test must not run a package where bridge.julia's set-up refuses its Julia."""
+    from bridge.julia.record import JULIA_RANGE
+
+    spec = project_or_skip(package).get("compat", {}).get("julia", "")
+    (low, high) = JULIA_RANGE[engine]
+    below = (low[0], low[1], low[2] - 1) if low[2] else (low[0], low[1] - 1, 99)
+    last = (high[0], high[1] - 1, 99)
+    assert compat_admits(spec, ".".join(map(str, low))) and compat_admits(spec, ".".join(map(str, last))), spec
+    assert not compat_admits(spec, ".".join(map(str, below))) and not compat_admits(spec, ".".join(map(str, high))), spec
 
 
 def test_bridgeknet_julia_compat_is_julia_1_9_only():
@@ -576,3 +597,16 @@ def test_root_project_names_the_packages_by_their_uuids():
     assert all(isinstance(u, str) and UUID.fullmatch(u) for u in deps.values()), deps
     for package in set(deps) & set(PACKAGES):
         assert deps[package] == project_or_skip(package)["uuid"], f"Project.toml: {package}'s uuid differs"
+
+
+def test_the_reported_package_versions_name_each_package_by_its_own_uuid():
+    """package_versions() finds each package by (name, UUID): a wrong UUID would leave its version out of
+    every report without an error. Checked against the UUIDs the Project.toml files hold (Flux's own for
+    NNlib and Zygote, read in Flux.jl v0.16.x's Project.toml)."""
+    source = (ROOT / "julia" / "common" / "engine.jl").read_text()
+    reported = {name: uuid for _, name, uuid in re.findall(r'\("(\w+)", "(\w+)", "([0-9a-f-]{36})"\)', source)}
+    known = {"NNlib": "872c559c-99b0-510c-b3b7-b6c96a88d5cd", "Zygote": "e88e6eb3-aa80-5325-afca-941959d7151f"}
+    for package in ("BridgeFlux", "BridgeKnet"):
+        project = tomllib.loads((PACKAGES[package] / "Project.toml").read_text())
+        known.update(project.get("deps", {}), **project.get("weakdeps", {}))
+    assert len(reported) == 8 and {name: known.get(name) for name in reported} == reported

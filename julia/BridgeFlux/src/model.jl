@@ -26,8 +26,10 @@ function build_model(w::AbstractDict, meta::AbstractDict)
             # floor division, odd trailing row/column dropped (conv.jl@v0.16.11:728; NNlib PoolDims).
             # Backward differs from Keras on the CPU, and bridge measures it rather than hiding it:
             # NNlib's ∇maxpool gives a window's gradient to the first element ≈ the maximum (rtol
-            # √eps(Float32); src/impl/pooling_direct.jl@v0.9.36:262), not the exact maximum. The
-            # parity of this engine is measured against the reference variant with that rule
+            # √eps(Float32); src/impl/pooling_direct.jl@v0.9.36:262, the newest NNlib read; Flux
+            # 0.16.11 resolves NNlib >= 0.9.42, recorded per run as nnlib_version, and the canary in
+            # test/runtests.jl fails if its rule differs), not the exact maximum. The parity of this
+            # engine is measured against the reference variant with that rule
             # (bridge/experiment/semantics.py). On a GPU, cuDNN's pooling backward runs instead.
             push!(layers, MaxPool((2, 2)))
         end

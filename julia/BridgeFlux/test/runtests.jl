@@ -110,7 +110,7 @@ const CASES = TOML.parsefile(joinpath(GOLDEN, "golden.toml"))
         @test report["flux_version"] == report["framework_version"] == string(pkgversion(Flux))
         @test report["optimisers_version"] == string(pkgversion(Optimisers))
         @test haskey(report, "nnlib_version") && haskey(report, "zygote_version")
-        @test !haskey(report, "cuda_version") && !haskey(report, "knet_version")
+        @test !haskey(report, "cuda_jl_version") && !haskey(report, "knet_version")
         memory = BridgeFlux.memory_report(s)
         @test memory["julia_maxrss_bytes"] >= memory["julia_gc_live_bytes"] > 0
         @test !haskey(memory, "device_memory_peak_bytes")

@@ -84,7 +84,7 @@ const CASES = TOML.parsefile(joinpath(GOLDEN, "golden.toml"))
         # the versions the environment resolved: NNlib's (the max-pool rule's), AutoGrad's, CUDA.jl's
         @test report["knet_version"] == report["framework_version"] == "1.4.10"
         @test haskey(report, "nnlib_version") && haskey(report, "autograd_version")
-        @test haskey(report, "cuda_version") && !haskey(report, "flux_version")
+        @test haskey(report, "cuda_jl_version") && !haskey(report, "flux_version")
         memory = BridgeKnet.memory_report(BridgeKnet.prepare(meta, weights))
         @test memory["julia_maxrss_bytes"] >= memory["julia_gc_live_bytes"] > 0
         @test !haskey(memory, "device_memory_peak_bytes")
