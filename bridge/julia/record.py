@@ -42,7 +42,8 @@ PROBE = 'print(VERSION, "\\n", joinpath(Sys.BINDIR, Base.julia_exename()))'
 
 
 def sources() -> Path:
-    """The folder holding the Julia packages (BridgeFlux, BridgeKnet, common/), shipped with bridge."""
+    """The folder holding the Julia packages (BridgeFlux, BridgeKnet, each whole in its folder), shipped
+    with bridge."""
     return Path(str(importlib.resources.files("bridge.julia_packages")))
 
 

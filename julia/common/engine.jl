@@ -1,3 +1,6 @@
+# julia/common/engine.jl: shared by BridgeFlux and BridgeKnet, edited here. Each package holds
+# a verbatim copy in its src/common/ (written by `python -m tests.julia.common_copies`, checked by
+# the static tests), so that each package is whole in its own folder.
 # What BridgeFlux and BridgeKnet do the same way, under the same names: input arrays, thread policy,
 # Keras' optimizer constants, errors. Included inside both modules after plan.jl; needs `BLAS`
 # (LinearAlgebra) there.

@@ -1,3 +1,6 @@
+# julia/common/plan.jl: shared by BridgeFlux and BridgeKnet, edited here. Each package holds
+# a verbatim copy in its src/common/ (written by `python -m tests.julia.common_copies`, checked by
+# the static tests), so that each package is whole in its own folder.
 # Reading a saved batch plan without Python, and sharing memory with Python without a copy.
 # Included inside module BridgeFlux and module BridgeKnet (after `using NPZ, TOML`), with engine.jl.
 #

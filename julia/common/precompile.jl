@@ -1,3 +1,6 @@
+# julia/common/precompile.jl: shared by BridgeFlux and BridgeKnet, edited here. Each package holds
+# a verbatim copy in its src/common/ (written by `python -m tests.julia.common_copies`, checked by
+# the static tests), so that each package is whole in its own folder.
 # Time to first epoch: train both models with both optimizers on a tiny in-memory plan while the
 # package precompiles, so that the compiled training loop, the automatic differentiation it runs and the
 # optimizers are cached with the package, and `using` + the first epoch are short. CPU only.

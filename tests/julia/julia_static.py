@@ -422,11 +422,9 @@ def project(root: Path) -> dict:
 
 
 def module_files(root: Path, test: bool) -> list[Path]:
-    """The files of a package's module (src plus the shared julia/common/ it includes),
+    """The files of a package's module (its src/, the copy of julia/common/ in src/common/ included),
     or of its test module."""
-    if test:
-        return sorted((root / "test").rglob("*.jl"))
-    return sorted((root / "src").rglob("*.jl")) + sorted((root.parent / "common").rglob("*.jl"))
+    return sorted((root / ("test" if test else "src")).rglob("*.jl"))
 
 
 def exported(trees) -> set[str]:

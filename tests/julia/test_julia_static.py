@@ -163,22 +163,21 @@ def test_checker_resolves_submodules():
 
 def test_checker_sees_a_package_as_one_module_with_common_and_its_tests(tmp_path):
     root = tmp_path / "BridgeFlux"
-    (root / "src").mkdir(parents=True)
+    (root / "src" / "common").mkdir(parents=True)
     (root / "test").mkdir()
-    (tmp_path / "common").mkdir()
     (root / "Project.toml").write_text('name = "BridgeFlux"\n[deps]\nFlux = "587475ba-b771-5e3f-ad9e-33799f191a9c"\n'
                                        'NPZ = "15e1cf62-19b3-5cfa-8e77-841668bca605"\n[extras]\n'
                                        'Test = "8dfed614-e22c-5e08-85e1-65c5234f0b40"\n[targets]\ntest = ["Test"]\n')
     (root / "src" / "BridgeFlux.jl").write_text(
-        'module BridgeFlux\nusing Flux, NPZ\nexport run\ninclude("../../common/plan.jl")\n'
+        'module BridgeFlux\nusing Flux, NPZ\nexport run\ninclude("common/plan.jl")\n'
         'include("model.jl")\nend\n')
     (root / "src" / "model.jl").write_text("run(p) = Chain(Dense(2 => 1))(load(p))\n")
-    (tmp_path / "common" / "plan.jl").write_text('load(p) = npzread(joinpath(p, "x.npy"))\n')
+    (root / "src" / "common" / "plan.jl").write_text('load(p) = npzread(joinpath(p, "x.npy"))\n')
     (root / "test" / "runtests.jl").write_text(
         "using BridgeFlux, Test\n@testset \"run\" begin\n    @test run(\"p\") isa Any\n"
         "    @test BridgeFlux.load(\"p\") isa Any\n    @test load(\"p\") isa Any\n"
         "    @test BridgeFlux.lod(\"p\") isa Any\nend\n")
-    for rel, test in [("src/model.jl", False), ("../common/plan.jl", False), ("test/runtests.jl", True)]:
+    for rel, test in [("src/model.jl", False), ("src/common/plan.jl", False), ("test/runtests.jl", True)]:
         tree = js.parse_file(root / rel)
         found = [p.name for p in js.check(tree, js.package_scope(root, test))]
         # the tests see the package's exports (run) but not its other names (load) unqualified
@@ -346,7 +345,7 @@ def julia_files():
 
 def packages_of(rel, packages=PACKAGES):
     """The module(s) a file belongs to: julia/<Package>/** -> that package (its src or its tests);
-    julia/common/** is included by both packages' modules, so it must resolve in both;
+    julia/common/** is copied into both packages' modules (src/common/), so it must resolve in both;
     julia/<Package>/ext/** -> "<Package>/<Extension>" for every extension of the package that
     loads it (the bare package when none does, which scope_for reports)."""
     parts = rel.split("/")
@@ -610,3 +609,25 @@ def test_the_reported_package_versions_name_each_package_by_its_own_uuid():
         project = tomllib.loads((PACKAGES[package] / "Project.toml").read_text())
         known.update(project.get("deps", {}), **project.get("weakdeps", {}))
     assert len(reported) == 8 and {name: known.get(name) for name in reported} == reported
+
+
+def test_each_package_holds_the_current_copy_of_julia_common():
+    """julia/common/ is edited once; each package includes its own verbatim copy (src/common/)."""
+    from tests.julia import common_copies
+
+    assert len(common_copies.pairs()) == 2 * len(list((JULIA / "common").glob("*.jl"))) >= 6
+    stale = [p.relative_to(ROOT).as_posix() for p in common_copies.stale()]
+    assert not stale, f"{stale} differ from julia/common/; run: {common_copies.COMMAND}"
+
+
+@pytest.mark.parametrize("package", ["BridgeFlux", "BridgeKnet"])
+def test_no_include_of_a_package_leaves_its_folder(package):
+    """Pkg.add(url=..., subdir="julia/<package>") installs only that folder: every literal include of the
+    package's source, extensions and tests must resolve inside it."""
+    root = PACKAGES[package].resolve()
+    outside = []
+    for path in sorted(root.rglob("*.jl")):
+        for target in js.includes(path):
+            if not target.resolve().is_relative_to(root) or not target.is_file():
+                outside.append(f"{path.relative_to(ROOT)} includes {target}")
+    assert not outside, outside

@@ -19,11 +19,11 @@ using PrecompileTools: @setup_workload, @compile_workload
 export replay
 
 # Plan reading, zero-copy wrapping of NumPy buffers, `replay`, and the helpers both engines share.
-include("../../common/plan.jl")
-include("../../common/engine.jl")
+include("common/plan.jl")
+include("common/engine.jl")
 include("model.jl")
 include("keras_adam.jl")
 include("engine.jl")
-include("../../common/precompile.jl")
+include("common/precompile.jl")
 
 end # module

@@ -25,11 +25,11 @@ using PrecompileTools: @setup_workload, @compile_workload
 # Only `replay` is for REPL users; `predict` and `prepare` would clash with MLJ's or StatsAPI's.
 export replay
 
-include("../../common/plan.jl")
-include("../../common/engine.jl")
+include("common/plan.jl")
+include("common/engine.jl")
 include("model.jl")
 include("keras_adam.jl")
 include("engine.jl")
-include("../../common/precompile.jl")
+include("common/precompile.jl")
 
 end # module
