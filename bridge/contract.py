@@ -40,6 +40,10 @@ Optional, also at module level:
     (``device_memory_peak_bytes``, ``device_memory_total_bytes`` on a GPU; the Julia engines add Julia's
     ``julia_maxrss_bytes`` and ``julia_gc_live_bytes``); the worker measures the process tree's resident
     memory itself (:mod:`bridge.proctree`)
+``final_report(session) -> dict``
+    what only the finished training can tell, beyond memory, in report keys: on a GPU, the convolution
+    algorithms cuDNN chose for the shapes the run met (``cudnn_conv_algorithms``,
+    ``cudnn_conv_deterministic``; the Julia engines, from their frameworks' algorithm caches)
 
 What the worker checks of every engine (one loss per batch, ``(N, classes)`` logits, finite values, the
 batches' checksums) and what each failure becomes is in :mod:`bridge.running.worker`; an engine holds no
@@ -134,6 +138,12 @@ class EngineReport(TypedDict, total=False):
     """The framework's own settings behind ``reduced_precision``, in its words."""
     maxpool_gradient: str
     """The run's max-pool gradient rule (CNN runs; filled by the worker)."""
+    cudnn_conv_algorithms: str
+    """On a GPU, from the engine's ``final_report`` hook: the algorithm cuDNN chose for each convolution pass,
+    with how many shapes chose it (``forward CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM (2 shapes); ...``)."""
+    cudnn_conv_deterministic: bool
+    """On a GPU: whether every convolution algorithm cuDNN chose is deterministic (``CUDNN_DETERMINISTIC``);
+    ``False`` means two runs of the same batches may differ in the last bits of their gradients."""
 
 
 class Engine(Protocol):

@@ -7,4 +7,4 @@ FRAMEWORK = "Flux"
 _engine = JuliaEngine("flux")
 prepare, train_epoch, predict, unavailable_reason = (_engine.prepare, _engine.train_epoch, _engine.predict,
                                                      _engine.unavailable_reason)
-memory_report = _engine.memory_report
+memory_report, final_report = _engine.memory_report, _engine.final_report

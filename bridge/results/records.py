@@ -126,6 +126,8 @@ def outcome_from_record(run: EngineMode, repeat: int, lines: list[dict], **field
             out.epochs.append(line)
         elif line["kind"] == "memory":  # once training ended (bridge.proctree): joins the report
             out.report = {**out.report, **line["memory"]}
+        elif line["kind"] == "final":  # the engine's final_report hook (bridge.contract): joins it too
+            out.report = {**out.report, **line["report"]}
     return out
 
 

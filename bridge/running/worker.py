@@ -28,7 +28,8 @@ Around each ``train_epoch`` call it also measures what other processes took from
 memory of its process tree (:mod:`bridge.proctree`): before ``prepare`` (``rss_baseline_bytes``, in
 the ``prepared`` report beside the import's and the build's), each epoch's sampled peak (``rss_peak_bytes``
 in its ``epoch`` line), and once training ended a ``memory`` line with the run's peak, the worker's
-``VmHWM``, the bytes of one gathered epoch and what the engine's ``memory_report`` hook says.
+``VmHWM``, the bytes of one gathered epoch and what the engine's ``memory_report`` hook says; then a
+``final`` line with what its ``final_report`` hook says (cuDNN's chosen algorithms on a GPU), if anything.
 """
 from __future__ import annotations
 
@@ -172,17 +173,22 @@ def divergence(epoch: int, losses: np.ndarray, bad_examples: dict[str, tuple[int
 def memory_measures(module, session, peaks: list[int], epoch_bytes: int | None) -> dict:
     """What the ``memory`` line holds once training ended (:mod:`bridge.proctree`): the tree's peak
     over every epoch, the worker's ``VmHWM``, one gathered epoch's bytes, and the engine's own
-    ``memory_report`` (device memory on a GPU; Julia's statistics). A hook that fails leaves its error in
-    one line, not the run: the epochs it trained are results."""
+    ``memory_report`` (device memory on a GPU; Julia's statistics)."""
     measures = {"rss_peak_bytes": max(peaks) if peaks else None, "hwm_bytes": high_water_mark(),
-                "epoch_bytes": epoch_bytes}
-    hook = getattr(module, "memory_report", None)
-    if hook is not None:
-        try:
-            measures.update(hook(session))
-        except Exception as e:  # noqa: BLE001 - any framework's error; the run's results stand
-            measures["memory_report_error"] = next(iter(f"{type(e).__name__}: {e}".splitlines()), type(e).__name__)
+                "epoch_bytes": epoch_bytes, **hook_report(module, "memory_report", session)}
     return {k: v for k, v in measures.items() if v is not None}
+
+
+def hook_report(module, hook: str, session) -> dict:
+    """What the engine's optional after-training ``hook`` (``memory_report``, ``final_report``) says; one that
+    fails leaves its error in one line (``<hook>_error``), not the run: the epochs it trained are results."""
+    function = getattr(module, hook, None)
+    if function is None:
+        return {}
+    try:
+        return dict(function(session))
+    except Exception as e:  # noqa: BLE001 - any framework's error; the run's results stand
+        return {f"{hook}_error": next(iter(f"{type(e).__name__}: {e}".splitlines()), type(e).__name__)}
 
 
 def run_job(job: Job) -> int:
@@ -235,6 +241,9 @@ def run_job(job: Job) -> int:
                 break
         sampler.stop()
         record.write("memory", memory=memory_measures(module, session, peaks, epoch_bytes))
+        final = hook_report(module, "final_report", session)
+        if final:
+            record.write("final", report=final)
         record.write("done")
         return 0
     except BaseException as e:  # a failing engine must still leave its record

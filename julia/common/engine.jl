@@ -86,6 +86,36 @@ memory_report(s) = merge(Dict{String,Any}(
     "julia_maxrss_bytes" => Int(Sys.maxrss()),
     "julia_gc_live_bytes" => Int(Base.gc_live_bytes())), device_memory(s.device))
 
+"""
+    final_report(session) -> Dict{String,Any}
+
+What only the finished run can tell: on a GPU, the convolution algorithms cuDNN chose for the shapes the
+run met, as the engine's `conv_algorithms` reads them from its framework's algorithm caches (nothing on the
+CPU, or for a model without convolutions). The Python side (python/common/julia_session.py) adds them to
+the engine's report.
+"""
+final_report(s) = conv_algorithm_report(conv_algorithms(s.device))
+
+"""
+    conv_algorithm_report(chosen) -> Dict{String,Any}
+
+`chosen`: `(pass, algorithm, determinism)` for each cached choice, cuDNN's enum names as strings (`pass`
+is `"forward"`, `"backward data"` or `"backward filter"`). `cudnn_conv_algorithms` names each pass's
+algorithms with how many shapes chose each; `cudnn_conv_deterministic` is whether every one is
+`CUDNN_DETERMINISTIC`.
+"""
+function conv_algorithm_report(chosen)
+    isempty(chosen) && return Dict{String,Any}()
+    counts = Dict{Tuple{String,String},Int}()
+    for (pass, algorithm, _) in chosen
+        counts[(pass, algorithm)] = get(counts, (pass, algorithm), 0) + 1
+    end
+    text = join(("$pass $algorithm ($n $(n == 1 ? "shape" : "shapes"))"
+                 for ((pass, algorithm), n) in sort!(collect(counts))), "; ")
+    return Dict{String,Any}("cudnn_conv_algorithms" => text,
+                            "cudnn_conv_deterministic" => all(c[3] == "CUDNN_DETERMINISTIC" for c in chosen))
+end
+
 # The packages whose code an engine run executes: the report key, the name and the UUID (their
 # Project.toml files), so that every report says which versions the environment resolved: the CPU
 # max-pool gradient rule, for one, is NNlib's, whatever Flux's or Knet's version says. CUDA.jl's and

@@ -105,6 +105,13 @@ class JuliaEngine:
         ``device_memory_total_bytes``): the package's ``memory_report`` (julia/common/engine.jl)."""
         return boundary.python_dict(s.module.memory_report(s.handle))
 
+    @staticmethod
+    def final_report(s: JuliaSession) -> dict:
+        """On a GPU, the convolution algorithms cuDNN chose during the run (``cudnn_conv_algorithms``,
+        ``cudnn_conv_deterministic``), read from the framework's algorithm caches once training ended: the
+        package's ``final_report`` (julia/common/engine.jl). Empty on the CPU."""
+        return boundary.python_dict(s.module.final_report(s.handle))
+
     def predict(self, s: JuliaSession, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x)
         logits = without_gil(s.module.predict)(s.handle, self.to_julia(s.module, x))

@@ -9,7 +9,7 @@ from bridge.running import selection
 
 CONTRACT = {name for name, _ in inspect.getmembers(Engine) if not name.startswith("_")} | set(
     Engine.__annotations__)
-OPTIONAL = {"unavailable_reason", "maxpool_gradient", "export_plan", "memory_report"}
+OPTIONAL = {"unavailable_reason", "maxpool_gradient", "export_plan", "memory_report", "final_report"}
 
 
 @pytest.mark.parametrize("engine", list(selection.ENGINES))

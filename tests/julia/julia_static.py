@@ -41,6 +41,14 @@ VERSIONS = {
 for _env, _v in JULIA.items():
     VERSIONS[_env].update({s: f"{s}-{_v}" for s in (*STDLIBS, "Base", "Core")}, TOML="TOML-stdlib")
 PACKAGE_ENV = {"BridgeFlux": "flux", "BridgeKnet": "knet"}  # julia/<folder> -> environment
+# Where a package's [compat] admits more than one major version of a dependency, its code that uses
+# the dependency (an extension) is also checked in an environment with the other major's lists:
+# environment -> {variant environment: the lists it replaces}. BridgeFlux admits CUDA.jl 5 and 6
+# (cuDNN.jl 1 and 6); CUDA.jl 6's lists are built by tests/julia/name_lists.py.
+VARIANTS = {"flux": {"flux+cuda6": {"CUDA": "CUDA-6.3.0", "cuDNN": "cuDNN-6.3.0"}}}
+for _env, _variants in VARIANTS.items():
+    for _variant, _lists in _variants.items():
+        VERSIONS[_variant] = VERSIONS[_env] | _lists
 # Macros whose arguments are not Julia names (PythonCall's @py holds Python code).
 OPAQUE_MACROS = {"@py"}
 # PrecompileTools' workload blocks run only while the package is being precompiled, so what they
@@ -495,11 +503,12 @@ def extensions_of(root: Path, path: Path) -> list[str]:
 
 
 @functools.cache
-def extension_scope(root: Path, ext: str) -> Scope:
+def extension_scope(root: Path, ext: str, env: str | None = None) -> Scope:
     """The scope of extension `ext` of package `root`: Julia loads it once the package and all
     the extension's triggers are loaded, so it may import the package (and see its top-level
-    names), the package's [deps] and those triggers -- not the package's other weak dependencies."""
+    names), the package's [deps] and those triggers -- not the package's other weak dependencies.
+    `env`: one of the package environment's VARIANTS instead of the environment itself."""
     proj = project(root)
-    env, deps, weak = PACKAGE_ENV[root.name], set(proj.get("deps", {})), set(proj.get("weakdeps", {}))
+    env, deps, weak = env or PACKAGE_ENV[root.name], set(proj.get("deps", {})), set(proj.get("weakdeps", {}))
     trees = [parse_file(p) for p in extension_files(root, ext)]
     return build_scope(env, deps | set(extensions(root)[ext]), trees, importable=own_names(root), weak=weak)

@@ -323,9 +323,12 @@ def test_ext_files_are_checked_in_the_scope_of_the_extensions_that_load_them(tmp
         "ext/shared.jl": "shared(x) = to_device(x)\n"})
     packages = {"BridgeFlux": root}
     pkg = "julia/BridgeFlux/"
-    assert packages_of(pkg + "ext/BridgeFluxCUDAExt/kernels.jl", packages) == ["BridgeFlux/BridgeFluxCUDAExt"]
-    assert packages_of(pkg + "ext/shared.jl", packages) == ["BridgeFlux/BridgeFluxCUDAExt",
-                                                             "BridgeFlux/BridgeFluxNPZExt"]
+    # and each extension in every variant environment of its package's (CUDA.jl 5 and 6 for BridgeFlux)
+    assert packages_of(pkg + "ext/BridgeFluxCUDAExt/kernels.jl", packages) == [
+        "BridgeFlux/BridgeFluxCUDAExt", "BridgeFlux/BridgeFluxCUDAExt@flux+cuda6"]
+    assert packages_of(pkg + "ext/shared.jl", packages) == [
+        "BridgeFlux/BridgeFluxCUDAExt", "BridgeFlux/BridgeFluxCUDAExt@flux+cuda6",
+        "BridgeFlux/BridgeFluxNPZExt", "BridgeFlux/BridgeFluxNPZExt@flux+cuda6"]
     assert packages_of(pkg + "src/BridgeFlux.jl", packages) == ["BridgeFlux"]
     for rel in ["ext/BridgeFluxCUDAExt/kernels.jl", "ext/BridgeFluxCUDAExt/BridgeFluxCUDAExt.jl", "ext/shared.jl"]:
         for package in packages_of(pkg + rel, packages):
@@ -335,6 +338,19 @@ def test_ext_files_are_checked_in_the_scope_of_the_extensions_that_load_them(tmp
     assert packages_of(pkg + "ext/BridgeFluxCUDAExt.jl", packages) == ["BridgeFlux"]
     with pytest.raises(pytest.fail.Exception, match="no extension"):
         scope_for(pkg + "ext/BridgeFluxCUDAExt.jl", "BridgeFlux", packages)
+
+
+def test_extensions_are_checked_against_each_admitted_major_of_their_triggers(tmp_path):
+    """The same extension resolves in CUDA.jl 5 and is reported in CUDA.jl 6 where it uses what 6 no
+    longer has (`CUDA.Mem`); CUDA.jl 6 forwards CUDACore's public and enum-alias names, which pass."""
+    root = extension_package(tmp_path, {"ext/BridgeFluxCUDAExt.jl": CUDA_EXT.replace(
+        "end\n", "peak() = CUDA.attribute(UInt64, CUDA.memory_pool(CUDA.device()), CUDA.MEMPOOL_ATTR_USED_MEM_HIGH)\n"
+                 "old() = CUDA.Mem.alloc(CUDA.Mem.Device, 1)\nalgos() = cuDNN.cudnnConvolutionFwdAlgoPerfCache\nend\n")})
+    tree = js.parse_file(root / "ext/BridgeFluxCUDAExt.jl")
+    in_5 = js.check(tree, js.extension_scope(root, "BridgeFluxCUDAExt"))
+    in_6 = js.check(tree, js.extension_scope(root, "BridgeFluxCUDAExt", "flux+cuda6"))
+    assert in_5 == []
+    assert [(p.kind, p.name) for p in in_6] == [("qualified", "CUDA.Mem"), ("qualified", "CUDA.Mem")]
 
 
 # -------------------------------------------------------------- the Julia files
@@ -347,7 +363,8 @@ def packages_of(rel, packages=PACKAGES):
     """The module(s) a file belongs to: julia/<Package>/** -> that package (its src or its tests);
     julia/common/** is copied into both packages' modules (src/common/), so it must resolve in both;
     julia/<Package>/ext/** -> "<Package>/<Extension>" for every extension of the package that
-    loads it (the bare package when none does, which scope_for reports)."""
+    loads it, and "<Package>/<Extension>@<variant>" for each of the package environment's
+    VARIANTS (the bare package when none does, which scope_for reports)."""
     parts = rel.split("/")
     if parts[1] == "common":
         return list(packages)
@@ -356,7 +373,9 @@ def packages_of(rel, packages=PACKAGES):
     root = packages[parts[1]]
     if parts[2] == "ext" and (root / "Project.toml").exists():
         try:
-            return [f"{parts[1]}/{ext}" for ext in js.extensions_of(root, root.joinpath(*parts[2:]))] or [parts[1]]
+            variants = ["", *(f"@{v}" for v in js.VARIANTS.get(js.PACKAGE_ENV.get(parts[1], ""), {}))]
+            return [f"{parts[1]}/{ext}{variant}" for ext in js.extensions_of(root, root.joinpath(*parts[2:]))
+                    for variant in variants] or [parts[1]]
         except (tomllib.TOMLDecodeError, OSError):  # reported by scope_for, not at collection
             return [parts[1]]
     return [parts[1]]
@@ -381,6 +400,7 @@ def scope_for(rel, package, packages=PACKAGES):
         pytest.fail(f"{rel} belongs to no Julia package (julia/BridgeFlux/, julia/BridgeKnet/ or julia/common/); "
                     "the name checks do not know which environment to resolve it in")
     package, _, ext = package.partition("/")
+    ext, _, variant = ext.partition("@")
     root = packages[package]
     if not (root / "Project.toml").exists():
         pytest.skip(f"julia/{package}/Project.toml does not exist yet")
@@ -389,7 +409,7 @@ def scope_for(rel, package, packages=PACKAGES):
         if not ext:
             pytest.fail(f"{rel} is loaded by no extension in julia/{package}/Project.toml [extensions]: Julia "
                         "loads ext/<Extension>/<Extension>.jl, else ext/<Extension>.jl, and what that includes")
-        return js.extension_scope(root, ext)
+        return js.extension_scope(root, ext, variant or None)
     return js.package_scope(root, test=where == "test")
 
 
@@ -582,6 +602,25 @@ def test_juliacall_pin_matches_pythoncall():
     assert JULIACALL_VERSION == PYTHONCALL
 
 
+@pytest.mark.parametrize("package", PACKAGES)
+def test_compat_admits_exactly_the_versions_the_name_lists_check(package):
+    """For each package dependency with name lists (stdlibs aside): every version the code is checked
+    against is admitted by [compat], and every comma-separated part of the entry admits one of them,
+    so a major that is admitted but never checked (`CUDA = "5, 6"` without CUDA.jl 6's lists) fails."""
+    env = js.PACKAGE_ENV[package]
+    envs = [env, *js.VARIANTS.get(env, {})]
+    for dep, spec in project_or_skip(package).get("compat", {}).items():
+        if dep in (*js.STDLIBS, "TOML", "julia"):
+            continue
+        checked = sorted({js.VERSIONS[e][dep].removeprefix(f"{dep}-") for e in envs if dep in js.VERSIONS[e]})
+        assert checked, f"{package}: {dep} has a [compat] entry but no name list in tests/julia/julia_static.py"
+        unadmitted = [v for v in checked if not compat_admits(spec, v)]
+        assert not unadmitted, f"{package}: {dep} = {spec!r} does not admit {unadmitted}, whose names are checked"
+        unchecked = [part.strip() for part in spec.split(",") if not any(compat_admits(part, v) for v in checked)]
+        assert not unchecked, (f"{package}: {dep} = {spec!r}: {unchecked} admits none of the checked versions "
+                               f"{checked}; add name lists for it (tests/julia/name_lists.py) or narrow [compat]")
+
+
 def test_name_lists_exist_for_every_module_in_the_version_table():
     missing = sorted({key for versions in js.VERSIONS.values() for key in versions.values()
                       if not (js.DATA / f"{key}.exports.txt").exists()})
@@ -631,3 +670,15 @@ def test_no_include_of_a_package_leaves_its_folder(package):
             if not target.resolve().is_relative_to(root) or not target.is_file():
                 outside.append(f"{path.relative_to(ROOT)} includes {target}")
     assert not outside, outside
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_julia_function_the_python_side_calls_is_defined_in_the_package(package):
+    """python/common/julia_session.py reaches the package's functions by name through juliacall
+    (`module.prepare(...)`, `s.module.final_report(...)`): each must be a top-level name of the package."""
+    source = (ROOT / "python" / "common" / "julia_session.py").read_text(encoding="utf-8")
+    called = set(re.findall(r"\bmodule\.(\w+)\b", source))
+    assert {"prepare", "train_epoch", "predict", "memory_report", "final_report"} <= called, called
+    project_or_skip(package)
+    (names,) = js.own_names(PACKAGES[package]).values()
+    assert not called - names.defined, f"{package} defines no {sorted(called - names.defined)}"

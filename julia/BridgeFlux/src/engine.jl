@@ -22,6 +22,7 @@ sync_device(::Nothing) = nothing
 device_name(::Nothing) = "cpu"
 device_report(::Nothing) = Dict{String,Any}()
 device_memory(::Nothing) = Dict{String,Any}()
+conv_algorithms(::Nothing) = ()
 
 "The MLDataDevices device for `name`, or `nothing` for the CPU."
 function select_device(name::AbstractString)

@@ -52,6 +52,18 @@ device_name(_) = CUDA.name(CUDA.device())
 
 device_report(::Type{<:Array}) = Dict{String,Any}()
 device_memory(::Type{<:Array}) = Dict{String,Any}()
+conv_algorithms(::Type{<:Array}) = ()
+# The convolution algorithms cuDNN chose: Knet keeps its own choice for each (type, sizes, options) in
+# three caches (src/ops20_gpu/conv.jl@v1.4.10:158-231: conv4_algos forward, conv4x_algos backward data,
+# conv4w_algos backward filter); a value is CUDA.jl 3.13's perf struct (`algo`, `determinism`: CEnum
+# values that print as their names), or `nothing` where no algorithm passed Knet's `perfChoose` and it
+# runs algorithm 0.
+conv_algorithms(atype) = [
+    p === nothing ? (pass, "algorithm 0 (Knet's fallback: none found)", "unknown") :
+        (pass, string(p.algo), string(p.determinism))
+    for (pass, cache) in (("forward", Knet.Ops20_gpu.conv4_algos), ("backward data", Knet.Ops20_gpu.conv4x_algos),
+                          ("backward filter", Knet.Ops20_gpu.conv4w_algos))
+    for p in values(cache)]
 # CUDA.jl's stream-ordered pool: its high-water mark of bytes in use since the worker started
 # (CU_MEMPOOL_ATTR_USED_MEM_HIGH through CUDA.jl's `attribute(X, pool, attr)`), and the device's memory.
 device_memory(atype) = Dict{String,Any}(
