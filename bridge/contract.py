@@ -105,7 +105,9 @@ class EpochResult:
     :func:`bridge.experiment.plan.batch_checksum`'s format. They must agree with the worker's own."""
     compile_s: float | None = None
     """Only for an engine whose framework says how much of ``seconds`` it spent compiling (the Julia
-    engines: ``Base.cumulative_compile_time_ns`` around the pass, as ``@time`` reports it)."""
+    engines: ``Base.cumulative_compile_time_ns`` around the pass, as ``@time`` reports it; jax and keras-jax:
+    JAX's tracing, lowering and XLA compile events). ``None``: the framework does not say (TensorFlow's
+    ``tf.function`` tracing, PyTorch's eager mode)."""
 
 
 class EngineReport(TypedDict, total=False):

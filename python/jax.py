@@ -9,7 +9,9 @@ weight is reordered. Convolutions are ``jax.lax.conv_general_dilated`` with dime
 
 Compilation. The train step is traced and compiled on its first call, so the first epoch's time
 includes compilation. The plan keeps the partial last batch, whose shape differs, so it triggers one
-more compilation, also in the first epoch; later epochs reuse both executables.
+more compilation, also in the first epoch; later epochs reuse both executables. The seconds spent
+compiling inside each epoch are reported (``compile_s``, from JAX's own compile events:
+:class:`bridge.engines.common.xla.CompileClock`).
 
 Optimizers. SGD is ``optax.sgd(lr)`` (lr rounded through float32 as Keras does). ``optax.adam`` adds
 epsilon to the square root of the *bias-corrected* second moment and Keras to the uncorrected one, so
@@ -153,6 +155,7 @@ class JaxSession:
     forward: Callable  # the jit-compiled forward pass
     slices: list[slice]
     image: bool
+    compiling: xla.CompileClock  # the seconds JAX spends compiling, per epoch
 
 
 def prepare(job: Job) -> tuple[JaxSession, EngineReport]:
@@ -185,7 +188,7 @@ def prepare(job: Job) -> tuple[JaxSession, EngineReport]:
                   for name in plan.parameters}  # neutral layout = the layout used here
         optimizer = make_optimizer(plan.optimizer)
         s = JaxSession(jax, device, params, jax.device_put(optimizer.init(params), device), make_step(optimizer),
-                       jax.jit(forward), plan.batch_slices(), len(plan.input_shape) == 3)
+                       jax.jit(forward), plan.batch_slices(), len(plan.input_shape) == 3, xla.CompileClock(jax))
         jax.block_until_ready((s.params, s.opt_state))
     report.update(framework_version=jax.__version__, jaxlib_version=jaxlib.__version__,
                   optax_version=optax.__version__, device=device.device_kind if job.device == "cuda" else "cpu",
@@ -210,9 +213,9 @@ def train_epoch(s: JaxSession, x: np.ndarray, y: np.ndarray) -> EpochResult:
         out.append(loss)
     jax.block_until_ready((params, opt_state))
     losses = _host_values(s, out)
-    seconds = time.perf_counter() - start
+    end = time.perf_counter()
     s.params, s.opt_state = params, opt_state
-    return EpochResult(losses, seconds)
+    return EpochResult(losses, end - start, compile_s=s.compiling.seconds(start, end))
 
 
 def _host_values(s: JaxSession, scalars: list) -> np.ndarray:

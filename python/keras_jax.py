@@ -33,6 +33,7 @@ def prepare(job: Job) -> tuple[KerasSession, EngineReport]:
                                "--device cpu or install jax[cuda12]") from None
         precision = xla.full_float32(jax)
         s = keras_model.build(keras, job, "fit")
+        s.compiling = xla.CompileClock(jax)  # Keras jits its train step with JAX: its compile events
     report.update(framework_version=keras.__version__, backend="jax", backend_version=jax.__version__,
                   device=device.device_kind if job.device == "cuda" else "cpu",
                   **xla.threads_report(job.threads, job.device), **precision)

@@ -57,6 +57,7 @@ class KerasSession:
     backend: Any = None  # the backend module, where the engine drives it itself (tf: the loop mode)
     step: Callable | None = None  # the compiled train step of the loop mode
     forward: Callable | None = None  # a compiled forward pass, where the engine has one
+    compiling: Any = None  # what says the seconds spent compiling in an epoch, where the backend tells (jax)
 
 
 def build(keras, job: Job, mode: str) -> KerasSession:
@@ -118,8 +119,9 @@ def fit_epoch(s: KerasSession, x: np.ndarray, y: np.ndarray) -> EpochResult:
     s.step_losses.losses = []
     start = time.perf_counter()
     s.model.fit(xk, yk, batch_size=s.batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[s.step_losses])
-    seconds = time.perf_counter() - start
-    return EpochResult(np.array(s.step_losses.losses), seconds)
+    end = time.perf_counter()
+    compiled = None if s.compiling is None else s.compiling.seconds(start, end)
+    return EpochResult(np.array(s.step_losses.losses), end - start, compile_s=compiled)
 
 
 def predict(s: KerasSession, x: np.ndarray) -> np.ndarray:

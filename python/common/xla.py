@@ -1,5 +1,6 @@
-"""What the engines that run on XLA (jax, keras-jax) share: the size of its CPU thread pool, and the
-matmul precision that keeps a GPU from using reduced-precision passes.
+"""What the engines that run on XLA (jax, keras-jax) share: the size of its CPU thread pool, the
+matmul precision that keeps a GPU from using reduced-precision passes, and the seconds JAX spends
+compiling inside an epoch.
 
 Threads. JAX has no documented setting for its CPU thread count, and no ``XLA_FLAGS`` flag sizes it in jaxlib 0.10
 (``--xla_cpu_multi_thread_eigen=false`` leaves the pool as it is; see jax-ml/jax#1539). XLA's CPU client
@@ -12,8 +13,14 @@ as counted from ``/proc/self/task`` (:func:`threads_report`): what actually runs
 from __future__ import annotations
 
 import os
+import time
 
 POOL_THREAD_NAME = "tf_XLAEigen"
+# What JAX reports of each compilation through jax.monitoring (jax/_src/dispatch.py, jax 0.10.2): tracing the
+# function to a jaxpr, lowering it to an MLIR module, and XLA's compile of that module.
+COMPILE_EVENTS = frozenset({"/jax/core/compile/jaxpr_trace_duration",
+                            "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                            "/jax/core/compile/backend_compile_duration"})
 MATMUL_PRECISION = "highest"  # parity: no TF32 / bf16 passes for float32 matmuls on a GPU
 
 
@@ -66,3 +73,32 @@ def device_memory(device) -> dict:
         return {}
     return {"device_memory_peak_bytes": int(stats["peak_bytes_in_use"]),
             "device_memory_total_bytes": int(stats["bytes_limit"])}
+
+
+class CompileClock:
+    """The seconds JAX spent compiling (:data:`COMPILE_EVENTS`, heard through the public
+    ``jax.monitoring.register_event_duration_secs_listener``) within a stretch of time: what
+    ``EpochResult.compile_s`` says, as the Julia engines say it of Julia's compiler. An event arrives when its
+    phase ends, with its duration, so each is the interval that ended then; a trace nested in another
+    (a jitted function calling another) lies inside it, so the clock counts the union of the intervals,
+    not their sum. A listener cannot be removed: make one clock per process (per session)."""
+
+    def __init__(self, jax):
+        self.spans: list[tuple[float, float]] = []
+        jax.monitoring.register_event_duration_secs_listener(self.heard)
+
+    def heard(self, event: str, duration: float, **_) -> None:
+        if event in COMPILE_EVENTS:
+            end = time.perf_counter()
+            self.spans.append((end - duration, end))
+
+    def seconds(self, start: float, end: float) -> float:
+        """Seconds of compilation between ``start`` and ``end`` (``time.perf_counter()`` readings), each instant
+        counted once; the spans before ``start`` are forgotten."""
+        covered, reach = 0.0, start
+        for low, high in sorted(self.spans):
+            low, high = max(low, reach), min(high, end)
+            if high > low:
+                covered, reach = covered + high - low, high
+        self.spans = [span for span in self.spans if span[1] > end]
+        return covered

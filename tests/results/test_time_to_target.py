@@ -206,7 +206,7 @@ def test_the_compilation_an_engine_says_its_epochs_held_is_kept_and_summarised(t
     spec = from_mapping({"dataset": "iris", "epochs": 4, "repeats": 3, "engines": ENGINE, "threads": 1})
     rows = sweep_results.table(sweep_results.point_rows(Point({"epochs": 4}, spec), three.out), ["epochs"])
     assert dict(zip(rows.repeat, rows.first_epoch_compile_s)) == dict(enumerate(first))
-    # an engine whose framework says nothing (the Python ones) has none, not a zero
+    # an engine whose framework says nothing (TensorFlow, PyTorch) has none, not a zero
     silent = epoch_times(frame[frame.metric != "compile_s"])
     assert len(silent) == 3 and silent.first_epoch_compile_s.isna().all()
 
