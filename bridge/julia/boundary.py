@@ -29,8 +29,19 @@ PACKAGES = {"flux": "BridgeFlux", "knet": "BridgeKnet"}
 CUDA_PACKAGES = {("flux", "cuda"): ("CUDA", "cuDNN"), ("knet", "cpu"): ("CUDA",), ("knet", "cuda"): ("CUDA",)}
 
 
+SETUP = "python -m bridge.julia setup"
+
+
 class JuliaSetupError(BridgeError):
     pass
+
+
+def without_cuda(engine: str, entry: dict) -> str | None:
+    """Why ``engine``, set up as ``entry`` (an entry of :mod:`.record`), cannot use a GPU: set up without
+    CUDA.jl (Knet always has it: Knet depends on CUDA); None when it has it."""
+    if entry.get("cuda", engine == "knet"):
+        return None
+    return f"{engine} was set up without CUDA.jl; for --device cuda run: {SETUP} --engines {engine} --cuda"
 
 
 def environment(entry: dict, threads: int) -> dict[str, str]:
@@ -69,9 +80,8 @@ def load(engine: str, entry: dict, threads: int, device: str):
     Julia's ``time_ns`` measures them. Call once per worker process.
     """
     cuda = CUDA_PACKAGES.get((engine, device), ())
-    if cuda and not entry.get("cuda", engine == "knet"):
-        raise JuliaSetupError(f"{engine} was set up without CUDA.jl; for --device cuda run: "
-                              f"python -m bridge.julia setup --engines {engine} --cuda")
+    if cuda and (reason := without_cuda(engine, entry)):
+        raise JuliaSetupError(reason)
     os.environ.update(environment(entry, threads))
     start = time.perf_counter()
     jl = _import_juliacall(entry["project"])

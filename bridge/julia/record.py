@@ -21,10 +21,9 @@ from pathlib import Path
 
 from .. import gpus
 from ..files import atomic_write
-from .boundary import JULIACALL_VERSION, PACKAGES
+from .boundary import JULIACALL_VERSION, PACKAGES, SETUP, without_cuda
 
 RECORD_FORMAT = 1
-SETUP = "python -m bridge.julia setup"
 # Julia versions each engine's environment resolves on: [low, high). 1.10.3 is where juliacall 0.9.28's
 # own Julia requirement starts again after 1.9 ("~1.9, ^1.10.3").
 JULIA_RANGE = {"flux": ((1, 10, 3), (1, 12, 0)), "knet": ((1, 9, 0), (1, 10, 0))}
@@ -133,8 +132,8 @@ def device_reason(engine: str, entry: dict, device: str) -> str | None:
     GPUs cannot be asked: the engine then checks for itself when it starts)."""
     if device != "cuda":
         return None
-    if not entry.get("cuda", engine == "knet"):
-        return f"{engine} was set up without CUDA.jl; for --device cuda run: {SETUP} --engines {engine} --cuda"
+    if reason := without_cuda(engine, entry):
+        return reason
     if engine == "knet":
         too_new = [g for g in gpus.visible_gpus() or () if g.capability >= KNET_CAPABILITY_BELOW]
         if too_new:
