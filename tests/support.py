@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -33,6 +37,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FRAMEWORKS = ("tensorflow", "torch", "jax", "keras")
 """Top-level modules the pytest process must not import (keras loads a backend: one of the others)."""
+
+
+@contextmanager
+def concurrent_runs(runs: dict[str, tuple], workers: int = 2) -> Iterator[dict[str, Future]]:
+    """``bridge.running.runner.run(spec, folder)`` for each ``name: (spec, folder)`` of ``runs``, ``workers`` at a
+    time, each in a fresh Python process of its own (spawned: the runner's signal handling needs a main
+    thread, and the pytest process imports no framework; each run's workers are its children, as always).
+    Yields a future of each run's ``Results``. Only for tests whose assertions do not depend on timing
+    (parity, order): the runs share the machine, and their times say so. The machine's GEMM peak is
+    measured here first, on a quiet machine, so that no run measures it beside another."""
+    from bridge.running import peaks, runner
+
+    for threads in {runner.resolve_threads(spec.threads) for spec, _ in runs.values()}:
+        peaks.cpu_gemm_peak(threads)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield {name: pool.submit(runner.run, spec, folder) for name, (spec, folder) in runs.items()}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def missing(*modules: str) -> list[str]:

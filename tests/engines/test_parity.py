@@ -10,8 +10,9 @@ Flux and Knet. On the CNN cases both variants run, and an engine must also be *o
 the other variant, so the comparison tells the rules apart.
 
 One ``runner.run`` per case runs the reference and every engine available here, each in its own worker
-process; an engine that cannot run here is skipped with what it needs. The pytest process imports no
-framework.
+process; an engine that cannot run here is skipped with what it needs. The cases run two at a time, each
+in a process of its own (``tests.support.concurrent_runs``): parity does not depend on the clock. The
+pytest process imports no framework.
 """
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from bridge.results import parity
 from bridge.results.records import EngineMode
 from bridge.results.store import Results
 from bridge.running import runner, selection
+from tests.support import concurrent_runs
 
 ENGINE_RUNS = [EngineMode(e, m) for e, m in selection.resolve(()) if e != REFERENCE]
 UNAVAILABLE = {e: selection.unavailable_reason(e) for e in dict.fromkeys(r.engine for r in ENGINE_RUNS)}
@@ -56,17 +58,36 @@ class Case:
     results: Results
 
 
-@pytest.fixture(scope="module", params=list(CASES))
-def case(request, tmp_path_factory) -> Case:
-    """The case run once: the reference (on a CNN both its variants) and every engine available here."""
-    values = CASES[request.param]
-    steps = parity.PARITY_STEPS[values.get("model", "mlp")]
+def case_spec(name: str, data_dir) -> Spec:
+    """The case's run: the reference (on a CNN both its variants) and every engine available here."""
+    values = CASES[name]
     if values.get("dataset") == "fashion-mnist":
-        values = dict(values, data_dir=str(request.getfixturevalue("fashion_mnist_dir")))
+        values = dict(values, data_dir=str(data_dir))
     variants = (NNLIB_VARIANT,) if values.get("model") == "cnn" else ()
-    spec = Spec(engines=(REFERENCE, *variants, *AVAILABLE), **values)
-    res = runner.run(spec, tmp_path_factory.mktemp(request.param))
-    return Case(request.param, spec, steps, res)
+    return Spec(engines=(REFERENCE, *variants, *AVAILABLE), **values)
+
+
+@pytest.fixture(scope="module")
+def case_runs(request, tmp_path_factory):
+    """Every case run once, two at a time (parity does not depend on the clock), each in its own process;
+    the Fashion-MNIST cases only where its offline source can build the data (the skip says why not)."""
+    try:
+        data_dir, no_data = request.getfixturevalue("fashion_mnist_dir"), ""
+    except pytest.skip.Exception as e:
+        data_dir, no_data = None, str(e)
+    runs = {name: (case_spec(name, data_dir), tmp_path_factory.mktemp(name)) for name, values in CASES.items()
+            if data_dir is not None or values.get("dataset") != "fashion-mnist"}
+    with concurrent_runs(runs) as futures:
+        yield {name: (runs[name][0], future) for name, future in futures.items()}, no_data
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request, case_runs) -> Case:
+    runs, no_data = case_runs
+    if request.param not in runs:
+        pytest.skip(no_data)
+    spec, future = runs[request.param]
+    return Case(request.param, spec, parity.PARITY_STEPS[spec.model], future.result())
 
 
 def step_losses(frame: pd.DataFrame, engine: str, mode: str) -> np.ndarray:

@@ -15,7 +15,8 @@ from bridge.experiment import layouts
 from bridge.experiment import plan as batchplan
 from bridge.experiment.spec import Spec
 from bridge.results.records import EngineMode
-from bridge.running import runner, selection
+from bridge.running import selection
+from tests.support import concurrent_runs
 
 RUNS = [EngineMode(e, m) for e, m in selection.resolve(())]
 TOLERANCE = 1e-5
@@ -77,12 +78,20 @@ def plan_losses(plan) -> list[np.ndarray]:
 
 # --- the runs ------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module", params=list(CASES))
-def case(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def case_runs(tmp_path_factory):
+    """Both cases run at once, each in its own process (the order of batches does not depend on the clock)."""
     available = [r for r in RUNS if not selection.unavailable_reason(r.engine)]
-    spec = Spec(optimizer="sgd", learning_rate=1e-12, epochs=2, engines=tuple(f"{r.engine}:{r.mode}" for r in available),
-                **CASES[request.param])
-    res = runner.run(spec, tmp_path_factory.mktemp(request.param))
+    runs = {name: (Spec(optimizer="sgd", learning_rate=1e-12, epochs=2,
+                        engines=tuple(f"{r.engine}:{r.mode}" for r in available), **values),
+                   tmp_path_factory.mktemp(name)) for name, values in CASES.items()}
+    with concurrent_runs(runs) as futures:
+        yield futures
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request, case_runs):
+    res = case_runs[request.param].result()
     plan = batchplan.open_plan(res.out / "plan")
     return request.param, plan, res, plan_losses(plan)
 
