@@ -1,5 +1,6 @@
 """What test modules share: the repository root, skip markers that name what is missing,
-:func:`run_compare` (``python -m bridge.compare`` in a fresh process, as a user runs it) and
+:func:`run_compare` (``python -m bridge.compare`` in a fresh process, as a user runs it),
+:func:`concurrent_runs` (runs whose checks do not depend on the clock, two at a time) and
 :func:`framework_check`, which runs framework code in a subprocess of its own.
 
 The pytest process imports no framework (TensorFlow, PyTorch, JAX, Keras): PyPI's default PyTorch (the
