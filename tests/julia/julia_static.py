@@ -470,15 +470,25 @@ def extensions(root: Path) -> dict[str, list[str]]:
             for ext, deps in project(root).get("extensions", {}).items()}
 
 
+def literal_path(arg) -> list[str]:
+    """An include's argument `"a/b.jl"` or `joinpath("a", "b.jl")` as path parts; [] for anything computed
+    (`"$dir/x.jl"`)."""
+    if arg.type == "string_literal" and all(c.type == "content" for c in named(arg)):
+        return [text(arg)[1:-1]]
+    if arg.type == "call_expression" and text(named(arg)[0]) == "joinpath":
+        parts = [literal_path(a) for a in named(named(arg)[1])]
+        return [p for part in parts for p in part] if all(parts) else []
+    return []
+
+
 def includes(path: Path) -> list[Path]:
     """The files `path` includes by a literal `include("file.jl")`, relative to its folder."""
     out = []
     for n in walk(parse_file(path).root_node):
         if n.type == "call_expression" and text(named(n)[0]) == "include" and len(named(n)) > 1:
             args = named(named(n)[1])
-            literal = len(args) == 1 and args[0].type == "string_literal"
-            if literal and all(c.type == "content" for c in named(args[0])):  # not "$dir/x.jl"
-                out.append((path.parent / text(args[0])[1:-1]).resolve())
+            if len(args) == 1 and (parts := literal_path(args[0])):
+                out.append(path.parent.joinpath(*parts).resolve())
     return out
 
 

@@ -99,21 +99,11 @@ def _expand(path: Path, stmt):
     yield path, stmt
     if stmt.type == "call_expression" and js.text(js.named(stmt)[0]) == "include":
         args = js.named(js.named(stmt)[1]) if len(js.named(stmt)) > 1 else []
-        if len(args) == 1 and (parts := literal_path(args[0])):
+        if len(args) == 1 and (parts := js.literal_path(args[0])):
             yield from statements(path.parent.joinpath(*parts).resolve(), entry=False)
     elif stmt.type in BLOCKS or (stmt.type == "macrocall_expression" and js.macro_name(stmt) not in READ):
         for c in js.named(stmt):
             yield from _expand(path, c)
-
-
-def literal_path(arg) -> list[str]:
-    """`"a/b.jl"` or `joinpath("a", "b.jl")` as path parts; [] for anything computed."""
-    if arg.type == "string_literal" and all(c.type == "content" for c in js.named(arg)):
-        return [js.text(arg)[1:-1]]
-    if arg.type == "call_expression" and js.text(js.named(arg)[0]) == "joinpath":
-        parts = [literal_path(a) for a in js.named(js.named(arg)[1])]
-        return [p for part in parts for p in part] if all(parts) else []
-    return []
 
 
 def scan(entry: Path) -> Module:
